@@ -1,0 +1,27 @@
+/* cli.h - shared pieces of the aaclip command line. */
+#ifndef AAC_CLI_H
+#define AAC_CLI_H
+#include "aaclip.h"
+
+/* Each subcommand: argv[0] is the subcommand name. Returns the process exit status
+ * (0 success, 1 failure, 2 usage error). */
+int cmd_dump(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Options shared by every command that opens a model. */
+typedef struct model_opts {
+    const char *clip, *adapters, *tokenizer;
+    aac_model_params params;
+} model_opts;
+
+/* If argv[*i] is a model option, consumes it (and its value) and returns 1; returns -1 on a
+ * bad value (message printed), 0 when the option is not a model option. */
+int model_opts_parse(model_opts *o, int argc, char **argv, int *i);
+void model_opts_help(void);
+/* Default tokenizer file shipped with aaclip. */
+const char *default_tokenizer_path(void);
+/* Applies --threads (the engine's OpenMP pool; OpenBLAS itself runs single-threaded). */
+void set_threads(int n);
+/* Parses a positive integer option value; prints an error naming the option on failure. */
+int parse_int(const char *opt, const char *s, int lo, int hi, int *out);
+#endif

@@ -1,0 +1,41 @@
+/* main.c - the aaclip command: dispatch to subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "aaclip %s - AA-CLIP anomaly detection for medical images\n"
+            "\n"
+            "usage: aaclip <command> [options]\n"
+            "\n"
+            "commands:\n"
+            "  dump    run the engine on tensors from a safetensors file and write every\n"
+            "          intermediate result (checks against a reference implementation)\n"
+            "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
+            "\n"
+            "Run 'aaclip <command> --help' for the options of a command.\n",
+            aac_version());
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "--help") || !strcmp(cmd, "-h") || !strcmp(cmd, "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(cmd, "--version")) {
+        printf("aaclip %s\n", aac_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    fprintf(stderr, "aaclip: unknown command '%s'\n\n", cmd);
+    usage(stderr);
+    return 2;
+}

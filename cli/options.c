@@ -1,0 +1,79 @@
+/* options.c - option parsing shared by the subcommands. */
+#include <errno.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+
+#ifndef AACLIP_DATA_DIR
+#define AACLIP_DATA_DIR "."
+#endif
+
+const char *default_tokenizer_path(void) { return AACLIP_DATA_DIR "/bpe_simple_vocab_16e6.txt.gz"; }
+
+int parse_int(const char *opt, const char *s, int lo, int hi, int *out) {
+    char *end;
+    errno = 0;
+    long v = s ? strtol(s, &end, 10) : 0;
+    if (!s || errno || *end || end == s || v < lo || v > hi) {
+        fprintf(stderr, "aaclip: %s expects an integer in %d..%d, got '%s'\n", opt, lo, hi,
+                s ? s : "(nothing)");
+        return -1;
+    }
+    *out = (int)v;
+    return 0;
+}
+
+void set_threads(int n) {
+    if (n > 0) omp_set_num_threads(n); /* the model splits work itself; OpenBLAS runs 1 thread */
+}
+
+int model_opts_parse(model_opts *o, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    int n;
+    if (!strcmp(a, "--clip") || !strcmp(a, "--adapters") || !strcmp(a, "--tokenizer") ||
+        !strcmp(a, "--activation")) {
+        if (!v) {
+            fprintf(stderr, "aaclip: %s needs a value\n", a);
+            return -1;
+        }
+        if (!strcmp(a, "--clip")) o->clip = v;
+        else if (!strcmp(a, "--adapters")) o->adapters = v;
+        else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
+        else if (!strcmp(v, "gelu")) o->params.activation = AAC_ACT_GELU;
+        else if (!strcmp(v, "quick_gelu")) o->params.activation = AAC_ACT_QUICK_GELU;
+        else {
+            fprintf(stderr, "aaclip: --activation expects gelu or quick_gelu, got '%s'\n", v);
+            return -1;
+        }
+        (*i)++;
+        return 1;
+    }
+    if (!strcmp(a, "--vision-head-width") || !strcmp(a, "--text-heads") ||
+        !strcmp(a, "--image-size") || !strcmp(a, "--threads")) {
+        if (parse_int(a, v, 1, 8192, &n)) return -1;
+        if (!strcmp(a, "--vision-head-width")) o->params.vision_head_width = n;
+        else if (!strcmp(a, "--text-heads")) o->params.text_heads = n;
+        else if (!strcmp(a, "--image-size")) o->params.image_size = n;
+        else o->params.n_threads = n;
+        (*i)++;
+        return 1;
+    }
+    return 0;
+}
+
+void model_opts_help(void) {
+    printf("model options:\n"
+           "  --clip FILE              CLIP backbone, safetensors (open_clip/OpenAI names)\n"
+           "  --adapters FILE          AA-CLIP adapters, safetensors (text_adapter.*, image_adapter.*)\n"
+           "  --tokenizer FILE         bpe_simple_vocab_16e6.txt.gz (default: the copy shipped\n"
+           "                           with aaclip)\n"
+           "  --vision-head-width N    vision attention head width (default: metadata, else 64)\n"
+           "  --text-heads N           text attention heads (default: metadata, else width/64)\n"
+           "  --image-size S           run size in pixels (default: metadata, else 518)\n"
+           "  --activation gelu|quick_gelu  MLP activation (default: metadata, else gelu)\n"
+           "  --threads N              compute threads (default: all cores)\n");
+}

@@ -1,0 +1,158 @@
+/* aaclip.h - public API of libaaclip, the AA-CLIP inference core.
+ *
+ * Conventions (SQLite/libcurl style): every call returns an aac_status; on failure the
+ * aac_error passed in (may be NULL) receives the code and a message naming the file,
+ * tensor or argument at fault. Handles are opaque; there is no global mutable state.
+ * All tensors are float32, row-major, in the shapes written above each function.
+ */
+#ifndef AACLIP_H
+#define AACLIP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define AAC_VERSION_STRING "0.1.0"
+#define AAC_CONTEXT_LENGTH 77
+#define AAC_MAX_LEVELS 8
+
+typedef enum aac_status {
+    AAC_OK = 0,
+    AAC_ERR_ARG,         /* invalid argument from the caller */
+    AAC_ERR_IO,          /* a file could not be opened, read, mapped or written */
+    AAC_ERR_FORMAT,      /* a file is malformed (truncated, bad JSON, bad offsets, ...) */
+    AAC_ERR_MISSING,     /* a required tensor or key is absent */
+    AAC_ERR_SHAPE,       /* a tensor has the wrong dtype or shape */
+    AAC_ERR_NOMEM,       /* allocation failed */
+    AAC_ERR_UNSUPPORTED  /* valid input that this build cannot handle */
+} aac_status;
+
+typedef struct aac_error {
+    aac_status code;
+    char message[512];
+} aac_error;
+
+const char *aac_version(void);
+const char *aac_status_name(aac_status s);
+
+/* ---------------------------------------------------------------- tokenizer */
+typedef struct aac_tokenizer aac_tokenizer;
+
+/* OpenAI's bpe_simple_vocab_16e6.txt.gz (gzip or plain text merge list). */
+aac_status aac_tokenizer_open_bpe(const char *path, aac_tokenizer **out, aac_error *err);
+/* Hugging Face vocab.json + merges.txt. */
+aac_status aac_tokenizer_open_hf(const char *vocab_json, const char *merges_txt,
+                                 aac_tokenizer **out, aac_error *err);
+/* ids[AAC_CONTEXT_LENGTH]: <sot> tokens <eot>, zero-padded; cut to 77 with <eot> last. */
+aac_status aac_tokenizer_encode(const aac_tokenizer *tok, const char *text,
+                                int32_t ids[AAC_CONTEXT_LENGTH], aac_error *err);
+void aac_tokenizer_free(aac_tokenizer *tok);
+
+/* ---------------------------------------------------------------- model */
+typedef enum aac_activation {
+    AAC_ACT_DEFAULT = 0, /* from the file's metadata, else GELU (AA-CLIP builds CLIP with GELU) */
+    AAC_ACT_GELU,
+    AAC_ACT_QUICK_GELU
+} aac_activation;
+
+typedef enum aac_domain { AAC_DOMAIN_MEDICAL = 0, AAC_DOMAIN_INDUSTRIAL = 1 } aac_domain;
+
+/* Hyper-parameters of a CLIP + AA-CLIP model. Zero means "not set". */
+typedef struct aac_config {
+    int embed_dim;      /* E */
+    int v_width;        /* W_v */
+    int v_head_width;   /* vision head width (64 in OpenAI models) */
+    int v_layers;
+    int patch;          /* P */
+    int native;         /* native input size (grid of the stored position embedding * P) */
+    int t_width;        /* W_t */
+    int t_heads;
+    int t_layers;
+    int vocab;
+    int context;
+    int img;            /* run size S */
+    aac_activation activation;
+    /* AA-CLIP adapter options */
+    int text_adapt_until;   /* 3 */
+    int image_adapt_until;  /* 6 */
+    float text_adapt_weight;  /* 0.1 */
+    float image_adapt_weight; /* 0.1 */
+    int n_levels;             /* 4 */
+    int levels[AAC_MAX_LEVELS]; /* 1-based block numbers: 6, 12, 18, 24 */
+    int relu;                 /* LeakyReLU after seg/det projections (off in published runs) */
+} aac_config;
+
+typedef struct aac_model_params {
+    int vision_head_width; /* override, 0 = metadata or 64 */
+    int text_heads;        /* override, 0 = metadata or t_width/64 */
+    int image_size;        /* run size override, 0 = metadata or 518 */
+    aac_activation activation;
+    int n_threads;         /* 0 = library default */
+} aac_model_params;
+
+aac_model_params aac_model_default_params(void);
+
+typedef struct aac_model aac_model;
+
+/* Opens a CLIP backbone (open_clip/OpenAI names, safetensors) and, optionally, AA-CLIP adapters
+ * (aaclip_adapters.safetensors names). adapters_path may be NULL for plain CLIP. */
+aac_status aac_model_open(const char *clip_path, const char *adapters_path,
+                          const aac_model_params *params, aac_model **out, aac_error *err);
+/* A model with random weights of the given shape (benchmarks, tests). */
+aac_status aac_model_random(const aac_config *cfg, uint64_t seed, aac_model **out, aac_error *err);
+/* Writes the model in the canonical layout: clip_path gets the backbone (open_clip names,
+ * __metadata__ config), adapters_path the AA-CLIP adapters; either may be NULL. Atomic. */
+aac_status aac_model_save(const aac_model *m, const char *clip_path, const char *adapters_path,
+                          aac_error *err);
+void aac_model_free(aac_model *m);
+const aac_config *aac_model_config(const aac_model *m);
+int aac_model_has_adapters(const aac_model *m);
+int aac_model_grid(const aac_model *m); /* G = S / P */
+
+/* Position embedding after resizing to the run grid: out [(G*G+1) * W_v]. */
+aac_status aac_model_pos_embed(const aac_model *m, const float **out, aac_error *err);
+
+/* ---------------------------------------------------------------- text */
+/* Per-sentence text embedding [E], unnormalised. adapted=1: AA-CLIP text adapters + B
+ * projection with LeakyReLU; adapted=0: plain CLIP with text_projection. */
+aac_status aac_encode_text(aac_model *m, const int32_t ids[AAC_CONTEXT_LENGTH], int adapted,
+                           float *out, aac_error *err);
+/* Anomaly-aware anchors T [E x 2] (row-major: T[e*2+0] normal, T[e*2+1] abnormal) for a class
+ * description, with the prompt ensemble. */
+aac_status aac_text_anchors(aac_model *m, const aac_tokenizer *tok, const char *description,
+                            int adapted, float *T, aac_error *err);
+
+/* ---------------------------------------------------------------- image */
+/* Pillow-exact bicubic resize of an 8-bit image with `channels` interleaved channels. */
+aac_status aac_resize_u8(const uint8_t *src, int sw, int sh, int channels,
+                         uint8_t *dst, int dw, int dh, aac_error *err);
+/* 8-bit grey [h*w] -> model input [3*S*S] (resize + /255 + CLIP mean/std). */
+aac_status aac_preprocess_grey(const uint8_t *grey, int w, int h, int S, float *out, aac_error *err);
+/* 8-bit RGB interleaved [h*w*3] -> model input [3*S*S]. */
+aac_status aac_preprocess_rgb(const uint8_t *rgb, int w, int h, int S, float *out, aac_error *err);
+
+/* Results of the adapted vision tower for one image. Buffers are owned by the caller. */
+typedef struct aac_vision_out {
+    float *seg_tokens[AAC_MAX_LEVELS]; /* each [Np * E], F_k (L2-normalised), may be NULL */
+    float *det_token;                  /* [E], d (mean of normalised tokens), may be NULL */
+    float *cls_embed;                  /* [E], plain CLIP image embedding (no adapters), may be NULL */
+    float *patch_proj;                 /* [Np * E], plain ln_post(patches) @ proj, may be NULL */
+} aac_vision_out;
+
+/* image [3*S*S] normalised. adapted=1 runs the AA-CLIP vision adapters (seg/det outputs);
+ * adapted=0 runs plain CLIP (cls_embed, patch_proj). */
+aac_status aac_encode_image(aac_model *m, const float *image, int adapted,
+                            aac_vision_out *out, aac_error *err);
+
+/* Maps. level_maps[k] [S*S] may be NULL; sum [S*S]; *score_det = (d.T_abn + 1) / 2. */
+aac_status aac_anomaly_maps(aac_model *m, const aac_vision_out *v, const float *T,
+                            aac_domain domain, float **level_maps, float *sum,
+                            float *score_det, aac_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,20 @@
+#!/bin/sh
+# Installs the Debian 12 packages aaclip needs, only those missing.
+# As root it runs apt-get; otherwise it prints the exact command and stops.
+set -eu
+PKGS="build-essential cmake pkg-config libopenblas-dev libjansson-dev libpcre2-dev zlib1g-dev python3-numpy"
+missing=""
+for p in $PKGS; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
+done
+[ -z "$missing" ] && exit 0
+if [ "$(id -u)" -eq 0 ]; then
+  echo "install-deps: installing:$missing"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $missing
+else
+  echo "install-deps: missing Debian packages:$missing" >&2
+  echo "install-deps: run: sudo apt-get install -y$missing" >&2
+  exit 1
+fi
