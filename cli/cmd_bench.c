@@ -59,6 +59,17 @@ static double time_gemms(const gemm_shape *g, int n, float *A, float *B, float *
     return now() - t0;
 }
 
+/* Bytes of float32 weights of the model (backbone + adapters), for the memory budget. */
+static double weight_bytes(const aac_config *c) {
+    const double W = c->v_width, Wt = c->t_width, E = c->embed_dim, P = c->patch;
+    const double g0 = (double)c->native / c->patch;
+    double n = W * 3 * P * P + W + (g0 * g0 + 1) * W + 4 * W + W * E;
+    n += c->v_layers * (12 * W * W + 13 * W);
+    n += (double)c->vocab * Wt + c->context * Wt + c->t_layers * (12 * Wt * Wt + 13 * Wt) + 2 * Wt + Wt * E;
+    n += c->text_adapt_until * Wt * Wt + E * Wt + c->image_adapt_until * W * W + (c->n_levels + 1) * E * W;
+    return 4 * n;
+}
+
 static void bench_help(void) {
     printf("usage: aaclip bench [--config vit-l-14-336|vit-b-16|tiny] [--size S] [--threads N]\n"
            "                    [--reps N]\n"
@@ -175,6 +186,8 @@ int cmd_bench(int argc, char **argv) {
     const double flops = gemm_flops(g, ng);
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
+    const double wmib = weight_bytes(mc) / 1048576.0, rss = ru.ru_maxrss / 1024.0;
+    printf("memory: weights_mib=%.0f peak_rss_mib=%.0f above_weights_mib=%.0f\n", wmib, rss, rss - wmib);
     printf("bench: config=%s size=%d threads=%d s_per_slice=%.3f gflops=%.1f sgemm_gflops=%.1f "
            "efficiency=%.3f peak_rss_mib=%.0f\n",
            cfg_name, S, threads, best, flops / best * 1e-9, flops / best_g * 1e-9, best_g / best,

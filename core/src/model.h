@@ -62,6 +62,12 @@ struct aac_model {
     const float *det_proj;                 /* [E, W] */
 
     workspace ws;
+
+    /* Debug tap (tests, reference comparisons): called with the residual stream of image
+     * passes after each step ("visual.embed", "visual.ln_pre", "visual.blockNN.out",
+     * "visual.blockNN.adapted"), rows x cols floats. NULL when unused. */
+    void (*trace)(void *ctx, const char *name, const float *data, int rows, int cols);
+    void *trace_ctx;
 };
 
 /* Runs one residual block on x [n x W] in place (ws supplies scratch). causal: text mask. */

@@ -2,8 +2,8 @@
  *
  * Pipeline per text: clean (tokenizer_text.c: HTML-unescape twice, strip, collapse whitespace,
  * lower-case as Python does), split with the CLIP regex (PCRE2), BPE each piece over byte
- * symbols, then <sot> ids <eot> padded/cut to 77. Symbols are handled as vocabulary ids throughout: a
- * (left id, right id) -> (rank, merged id) hash replaces the reference's string pairs, which is
+ * symbols, then <sot> ids <eot> padded/cut to 77. Symbols are handled as vocabulary ids throughout:
+ * a (left id, right id) -> (rank, merged id) hash replaces the reference's string pairs, which is
  * equivalent because each symbol string has exactly one id. ftfy.fix_text is not reproduced
  * (identity for clean text). */
 #include <errno.h>
@@ -163,7 +163,8 @@ static aac_status read_merges(const char *path, char **text, tok_merge **merges,
     *text = NULL;
     *merges = NULL;
     gzFile gz = gzopen(path, "rb");
-    if (!gz) return aac_fail(err, AAC_ERR_IO, "cannot open merges file '%s': %s", path, strerror(errno));
+    if (!gz)
+        return aac_fail(err, AAC_ERR_IO, "cannot open merges file '%s': %s", path, strerror(errno));
     size_t len = 0, cap = 1 << 20, lines = 0;
     char *buf = malloc(cap);
     aac_status st = AAC_OK;
@@ -177,7 +178,8 @@ static aac_status read_merges(const char *path, char **text, tok_merge **merges,
         int got = gzread(gz, buf + len, 65536);
         if (got < 0) {
             int zerr;
-            st = aac_fail(err, AAC_ERR_IO, "error reading merges file '%s': %s", path, gzerror(gz, &zerr));
+            st = aac_fail(err, AAC_ERR_IO, "error reading merges file '%s': %s", path,
+                          gzerror(gz, &zerr));
             break;
         }
         if (got == 0) break;
@@ -223,8 +225,9 @@ static aac_status read_merges(const char *path, char **text, tok_merge **merges,
             nf++;
         }
         if (nf != 2) {
-            st = aac_fail(err, AAC_ERR_FORMAT, "%s:%d: expected two symbols separated by a space, got '%.60s'",
-                          path, line, p);
+            st = aac_fail(err, AAC_ERR_FORMAT,
+                          "%s:%d: expected two symbols separated by a space, got '%.60s'", path,
+                          line, p);
             break;
         }
         m[n++] = (tok_merge){f[0], f[1], fl[0], fl[1], line};
@@ -269,8 +272,8 @@ static void tok_set(aac_tokenizer *t, int32_t id, size_t *pos, const char *a, si
 
 /* Shared by both loaders once the id -> string table is filled: symbol hash, byte symbols,
  * special ids, pair ranks, and the pre-tokeniser regex. */
-static aac_status tok_finish(aac_tokenizer *t, const tok_merge *m, int n_merges, const char *vocab_name,
-                             const char *merges_path, aac_error *err) {
+static aac_status tok_finish(aac_tokenizer *t, const tok_merge *m, int n_merges,
+                             const char *vocab_name, const char *merges_path, aac_error *err) {
     for (int32_t id = 0; id < t->n_vocab; id++)
         if (t->sym_off[id] != UINT32_MAX) sym_insert(t, id);
 
@@ -310,10 +313,11 @@ static aac_status tok_finish(aac_tokenizer *t, const tok_merge *m, int n_merges,
             const char *s = a < 0 ? m[r].a : b < 0 ? m[r].b : NULL;
             size_t sl = a < 0 ? m[r].alen : m[r].blen;
             if (s)
-                return aac_fail(err, AAC_ERR_FORMAT, "%s:%d: symbol '%.*s' is not in the vocabulary",
-                                merges_path, m[r].line, (int)(sl > 60 ? 60 : sl), s);
-            return aac_fail(err, AAC_ERR_FORMAT, "%s:%d: merged symbol '%.*s%.*s' is not in %s", merges_path,
-                            m[r].line, (int)(m[r].alen > 60 ? 60 : m[r].alen), m[r].a,
+                return aac_fail(err, AAC_ERR_FORMAT,
+                                "%s:%d: symbol '%.*s' is not in the vocabulary", merges_path,
+                                m[r].line, (int)(sl > 60 ? 60 : sl), s);
+            return aac_fail(err, AAC_ERR_FORMAT, "%s:%d: merged symbol '%.*s%.*s' is not in %s",
+                            merges_path, m[r].line, (int)(m[r].alen > 60 ? 60 : m[r].alen), m[r].a,
                             (int)(m[r].blen > 60 ? 60 : m[r].blen), m[r].b, vocab_name);
         }
         pair_insert(t, a, b, r, ab);
@@ -326,10 +330,12 @@ static aac_status tok_finish(aac_tokenizer *t, const tok_merge *m, int n_merges,
     if (!t->re) {
         PCRE2_UCHAR msg[256];
         pcre2_get_error_message(ecode, msg, sizeof msg);
-        return aac_fail(err, AAC_ERR_UNSUPPORTED, "PCRE2 cannot compile the CLIP pattern at %zu: %s",
-                        (size_t)eoff, (const char *)msg);
+        return aac_fail(err, AAC_ERR_UNSUPPORTED,
+                        "PCRE2 cannot compile the CLIP pattern at %zu: %s", (size_t)eoff,
+                        (const char *)msg);
     }
-    (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE); /* optional speed-up; interpreter otherwise */
+    /* JIT is an optional speed-up; without it PCRE2 interprets the same pattern. */
+    (void)pcre2_jit_compile(t->re, PCRE2_JIT_COMPLETE);
     return AAC_OK;
 }
 
@@ -360,7 +366,8 @@ aac_status aac_tokenizer_open_bpe(const char *path, aac_tokenizer **out, aac_err
             tok_set(t, k, &pos, s, n, NULL, 0);
             tok_set(t, 256 + k, &pos, s, n, "</w>", 4);
         }
-        for (int r = 0; r < nm; r++) tok_set(t, 512 + r, &pos, m[r].a, m[r].alen, m[r].b, m[r].blen);
+        for (int r = 0; r < nm; r++)
+            tok_set(t, 512 + r, &pos, m[r].a, m[r].alen, m[r].b, m[r].blen);
         tok_set(t, 512 + nm, &pos, TOK_SOT, strlen(TOK_SOT), NULL, 0);
         tok_set(t, 513 + nm, &pos, TOK_EOT, strlen(TOK_EOT), NULL, 0);
         st = tok_finish(t, m, nm, path, path, err);
@@ -372,20 +379,26 @@ aac_status aac_tokenizer_open_bpe(const char *path, aac_tokenizer **out, aac_err
     return AAC_OK;
 }
 
-aac_status aac_tokenizer_open_hf(const char *vocab_json, const char *merges_txt, aac_tokenizer **out,
-                                 aac_error *err) {
+aac_status aac_tokenizer_open_hf(const char *vocab_json, const char *merges_txt,
+                                 aac_tokenizer **out, aac_error *err) {
     if (!out) return aac_fail(err, AAC_ERR_ARG, "aac_tokenizer_open_hf: out is NULL");
     *out = NULL;
-    if (!vocab_json || !merges_txt) return aac_fail(err, AAC_ERR_ARG, "aac_tokenizer_open_hf: path is NULL");
+    if (!vocab_json || !merges_txt)
+        return aac_fail(err, AAC_ERR_ARG, "aac_tokenizer_open_hf: path is NULL");
     FILE *f = fopen(vocab_json, "rb");
-    if (!f) return aac_fail(err, AAC_ERR_IO, "cannot open vocabulary '%s': %s", vocab_json, strerror(errno));
+    if (!f)
+        return aac_fail(err, AAC_ERR_IO, "cannot open vocabulary '%s': %s", vocab_json,
+                        strerror(errno));
     json_error_t jerr;
     json_t *root = json_loadf(f, 0, &jerr);
     fclose(f);
-    if (!root) return aac_fail(err, AAC_ERR_FORMAT, "%s:%d: bad JSON: %s", vocab_json, jerr.line, jerr.text);
+    if (!root)
+        return aac_fail(err, AAC_ERR_FORMAT, "%s:%d: bad JSON: %s", vocab_json, jerr.line,
+                        jerr.text);
     if (!json_is_object(root)) {
         json_decref(root);
-        return aac_fail(err, AAC_ERR_FORMAT, "%s: expected a JSON object of token -> id", vocab_json);
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: expected a JSON object of token -> id",
+                        vocab_json);
     }
     const char *key;
     json_t *val;
@@ -395,14 +408,16 @@ aac_status aac_tokenizer_open_hf(const char *vocab_json, const char *merges_txt,
     json_object_foreach(root, key, val) {
         json_int_t id = json_is_integer(val) ? json_integer_value(val) : -1;
         if (id < 0 || id >= (1 << 24)) {
-            st = aac_fail(err, AAC_ERR_FORMAT, "%s: token '%.60s' has no valid integer id", vocab_json, key);
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: token '%.60s' has no valid integer id",
+                          vocab_json, key);
             break;
         }
         if (id > max_id) max_id = id;
         bytes += strlen(key) + 1;
     }
     aac_tokenizer *t = NULL;
-    if (st == AAC_OK && max_id < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: empty vocabulary", vocab_json);
+    if (st == AAC_OK && max_id < 0)
+        st = aac_fail(err, AAC_ERR_FORMAT, "%s: empty vocabulary", vocab_json);
     if (st == AAC_OK) {
         t = calloc(1, sizeof *t);
         st = t ? tok_alloc(t, (int32_t)max_id + 1, bytes + 1, err)
@@ -476,12 +491,14 @@ static size_t bpe_word(const aac_tokenizer *t, int32_t *w, size_t n) {
     return n;
 }
 
-aac_status aac_tokenizer_encode(const aac_tokenizer *tok, const char *text, int32_t ids[AAC_CONTEXT_LENGTH],
-                                aac_error *err) {
-    if (!tok || !text || !ids) return aac_fail(err, AAC_ERR_ARG, "aac_tokenizer_encode: NULL argument");
+aac_status aac_tokenizer_encode(const aac_tokenizer *tok, const char *text,
+                                int32_t ids[AAC_CONTEXT_LENGTH], aac_error *err) {
+    if (!tok || !text || !ids)
+        return aac_fail(err, AAC_ERR_ARG, "aac_tokenizer_encode: NULL argument");
     size_t n = strlen(text), bad = aac_tok_utf8_invalid_at(text, n);
     if (bad != SIZE_MAX)
-        return aac_fail(err, AAC_ERR_ARG, "aac_tokenizer_encode: text is not valid UTF-8 (byte %zu)", bad);
+        return aac_fail(err, AAC_ERR_ARG,
+                        "aac_tokenizer_encode: text is not valid UTF-8 (byte %zu)", bad);
 
     /* One block: the BPE word (a piece is never longer than the cleaned text), two unescape
      * buffers (n + 1 each) and the cleaned text. */

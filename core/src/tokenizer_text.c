@@ -304,8 +304,9 @@ static int case_ignorable(uint32_t c) {
  * the lower-case image of one (callers test case_ignorable first). */
 static int cased(uint32_t c) {
     if (c < 0x80) return (c | 32) >= 'a' && (c | 32) <= 'z';
-    if (c == 0xAA || c == 0xB5 || c == 0xBA || (c >= 0xDF && c <= 0x2AF && c != 0xF7 && c != 0x1BB &&
-                                                 !(c >= 0x1C0 && c <= 0x1C3) && c != 0x294))
+    if (c == 0xAA || c == 0xB5 || c == 0xBA ||
+        (c >= 0xDF && c <= 0x2AF && c != 0xF7 && c != 0x1BB && !(c >= 0x1C0 && c <= 0x1C3) &&
+         c != 0x294))
         return 1;
     if ((c >= 0x370 && c <= 0x3FF && c != 0x37E && c != 0x3F6 && !(c >= 0x378 && c <= 0x383) &&
          c != 0x38B && c != 0x38D && c != 0x3A2) || (c >= 0x400 && c <= 0x52F && c != 0x482) ||
@@ -346,7 +347,8 @@ static size_t clean_lower(const char *s, size_t n, char *o) {
         if (c == 0x130) { /* the one multi-code-point mapping: i + combining dot above */
             w += utf8_put(o + w, 'i');
             w += utf8_put(o + w, 0x307);
-        } else if (c == 0x3A3) { /* final sigma: cased letter before, none after (skipping ignorables) */
+        } else if (c == 0x3A3) {
+            /* Final sigma: a cased letter before, none after (skipping case-ignorables). */
             size_t k = i;
             uint32_t next = ' ';
             while (k < n && case_ignorable(next = utf8_next(s, &k))) next = ' ';

@@ -1,4 +1,5 @@
 /* vision.c - the CLIP vision tower with AA-CLIP's residual adapters and level features. */
+#include <stdio.h>
 #include <string.h>
 
 #include "error.h"
@@ -36,6 +37,12 @@ static void project_tokens(const aac_model *m, const float *tokens, int n, const
     if (normalize) l2_normalize_rows(out, n, E);
 }
 
+static void trace_block(const aac_model *m, int i, const char *what, const float *x, int n, int w) {
+    char name[64];
+    snprintf(name, sizeof name, "visual.block%02d.%s", i, what);
+    m->trace(m->trace_ctx, name, x, n, w);
+}
+
 aac_status aac_encode_image(aac_model *m, const float *image, int adapted, aac_vision_out *out,
                             aac_error *err) {
     if (!m || !image || !out) return aac_fail(err, AAC_ERR_ARG, "aac_encode_image: NULL argument");
@@ -49,13 +56,18 @@ aac_status aac_encode_image(aac_model *m, const float *image, int adapted, aac_v
     patch_embed(m, image, x, ws->big);
     memcpy(x, m->class_emb, sizeof(float) * W);
     for (size_t i = 0; i < (size_t)N * W; i++) x[i] += m->v_pos[i];
+    if (m->trace) m->trace(m->trace_ctx, "visual.embed", x, N, W);
     layernorm(x, x, m->ln_pre_w, m->ln_pre_b, N, W, W, W);
+    if (m->trace) m->trace(m->trace_ctx, "visual.ln_pre", x, N, W);
 
     int level = 0;
     for (int i = 0; i < c->v_layers; i++) {
         block_forward(m, &m->vblocks[i], x, N, W, m->v_heads, 0, ws);
-        if (adapted && i < c->image_adapt_until)
+        if (m->trace) trace_block(m, i, "out", x, N, W);
+        if (adapted && i < c->image_adapt_until) {
             adapter_mix(x, N, W, m->v_adapt[i], c->image_adapt_weight, ws->tmp);
+            if (m->trace) trace_block(m, i, "adapted", x, N, W);
+        }
         if (!adapted) continue;
         while (level < c->n_levels && c->levels[level] == i + 1) {
             /* F_k = normalize(ln_post(patch tokens) @ S_k^T) */

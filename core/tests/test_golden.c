@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "aaclip.h"
+#include "model.h"
 #include "safetensors.h"
 #include "testutil.h"
 
@@ -31,6 +32,22 @@ static float *gold(const char *name, size_t *n) {
     }
     if (n) *n = (size_t)t->numel;
     return p;
+}
+
+static void expect_rel(const char *what, const float *got, const float *ref, size_t n, double tol);
+
+/* Trace tap: compares every residual-stream step of image 0 with the golden debug tensors. */
+static int g_traced;
+static void trace_cb(void *ctx, const char *name, const float *data, int rows, int cols) {
+    (void)ctx;
+    const st_tensor *t = st_find(g_gold, name);
+    if (!t) return; /* the reference recorded adapted steps only where adapters exist */
+    float *ref = gold(name, NULL);
+    CHECK(t->numel == (int64_t)rows * cols, "%s: %d x %d values, golden %lld", name, rows, cols,
+          (long long)t->numel);
+    if (t->numel == (int64_t)rows * cols) expect_rel(name, data, ref, (size_t)rows * cols, 1e-4);
+    free(ref);
+    g_traced++;
 }
 
 static void expect_rel(const char *what, const float *got, const float *ref, size_t n, double tol) {
@@ -131,7 +148,10 @@ int main(void) {
     for (int b = 0; b < B; b++) {
         printf("image %d\n", b);
         const float *img = input + (size_t)b * 3 * S * S;
+        if (b == 0) m->trace = trace_cb; /* the debug tensors are image 0's */
         CHECK_OK(aac_encode_image(m, img, 1, &v, &err), &err);
+        m->trace = NULL;
+        if (b == 0) CHECK(g_traced == 2 + 24 + 6, "traced %d residual-stream steps, expected 32", g_traced);
         for (int k = 0; k < 4; k++) {
             char what[64];
             snprintf(what, sizeof what, "visual.seg_tokens.%d", k);
