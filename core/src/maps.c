@@ -1,6 +1,5 @@
 /* maps.c - anomaly maps and the detection score from level features and text anchors. */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "error.h"
@@ -65,21 +64,16 @@ aac_status aac_anomaly_maps(aac_model *m, const aac_vision_out *v, const float *
     const int r = domain == AAC_DOMAIN_INDUSTRIAL ? 3 : 4;
     const float sigma = domain == AAC_DOMAIN_INDUSTRIAL ? 1.0f : 1.5f;
     if (G <= r) return aac_fail(err, AAC_ERR_UNSUPPORTED, "patch grid %d too small for the blur", G);
-    float *sim = malloc(sizeof(float) * (size_t)Np * 4);
-    if (!sim) return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
-    float *grid = sim + 2 * (size_t)Np, *tmp = grid + Np; /* [Np x 2] | [G x G] | [G x G] */
+    /* scratch from the model workspace: [Np x 2] | [G x G] | [G x G] fits in N x W (W >= 4) */
+    float *sim = m->ws.tmp, *grid = sim + 2 * (size_t)Np, *tmp = grid + Np;
     for (int k = 0; k < c->n_levels; k++) {
-        if (!v->seg_tokens[k]) {
-            free(sim);
-            return aac_fail(err, AAC_ERR_ARG, "level %d features are missing", k);
-        }
+        if (!v->seg_tokens[k]) return aac_fail(err, AAC_ERR_ARG, "level %d features are missing", k);
         gemm_nn(Np, 2, E, 100.0f, v->seg_tokens[k], E, T, 2, 0.0f, sim, 2);
         for (int t = 0; t < Np; t++) grid[t] = (sim[2 * t + 1] + 1.0f - sim[2 * t]) / 2.0f;
         gaussian_blur(grid, G, r, sigma, tmp);
         if (level_maps && level_maps[k]) bilinear_up(grid, G, S, level_maps[k], 0);
         if (sum) bilinear_up(grid, G, S, sum, k > 0);
     }
-    free(sim);
     if (score_det) {
         if (!v->det_token) return aac_fail(err, AAC_ERR_ARG, "detection vector is missing");
         float p = 0;

@@ -185,6 +185,9 @@ static aac_status infer_config(const st_file *f, aac_config *cfg, aac_error *err
 
     if (cfg->v_layers < 1 || cfg->t_layers < 1)
         return aac_fail(err, AAC_ERR_MISSING, "%s: no transformer blocks found", st_path(f));
+    if (cfg->embed_dim > 3 * cfg->v_width || cfg->v_width < 4)
+        return aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: embedding size %d with vision width %d is not supported",
+                        st_path(f), cfg->embed_dim, cfg->v_width);
     if (cfg->v_width % cfg->v_head_width)
         return aac_fail(err, AAC_ERR_SHAPE, "%s: vision width %d is not a multiple of head width %d",
                         st_path(f), cfg->v_width, cfg->v_head_width);
@@ -444,7 +447,7 @@ aac_status aac_model_random(const aac_config *cfg, uint64_t seed, aac_model **ou
     if (!c->text_adapt_until) c->text_adapt_until = c->t_layers < 3 ? c->t_layers : 3;
     if (!c->image_adapt_until) c->image_adapt_until = c->v_layers < 6 ? c->v_layers : 6;
     aac_status s = AAC_ERR_ARG;
-    if (c->v_width <= 0 || c->v_head_width <= 0 || c->v_width % c->v_head_width || c->patch <= 0 ||
+    if (c->v_width < 4 || c->embed_dim > 3 * c->v_width || c->v_head_width <= 0 || c->v_width % c->v_head_width || c->patch <= 0 ||
         c->native % c->patch || c->img < c->patch || c->t_width <= 0 || c->t_heads <= 0 ||
         c->t_width % c->t_heads || c->embed_dim <= 0 || c->v_layers <= 0 || c->t_layers <= 0 ||
         c->image_adapt_until > c->v_layers || c->text_adapt_until > c->t_layers ||
