@@ -2,10 +2,12 @@
 # Both install what is missing from Debian, configure with CMake and build.
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
 
-.PHONY: all deps build test test-asan clean
+.PHONY: all deps build test test-asan fuzz clean
 
 all: build
 
@@ -18,9 +20,11 @@ $(BUILD)/CMakeCache.txt:
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
 
+# Sanitizer run and fuzzing first, the full test run last (its summary closes the output).
 test: build
-	cd $(BUILD) && ctest --output-on-failure -j $(JOBS) -LE asan
 	$(MAKE) test-asan
+	$(MAKE) fuzz
+	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 
 # Sanitizer build: the fast unit tests and the malformed-input tests under ASan/UBSan.
 test-asan: deps
@@ -28,5 +32,16 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 
+# libFuzzer (clang) on the untrusted-input parsers, FUZZ_SECONDS each, on a copy of the seeds.
+fuzz: deps
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAACLIP_FUZZ=ON -DAACLIP_SHARED_DIR=$(SHARED)
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_unpickle fuzz_safetensors
+	@set -e; for t in unpickle safetensors; do \
+	  dir=$$(mktemp -d); cp core/fuzz/corpus/$$t/* $$dir/; \
+	  $(FUZZ_BUILD)/core/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	    -artifact_prefix=$(FUZZ_BUILD)/ $$dir; \
+	  rm -rf $$dir; \
+	done
+
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

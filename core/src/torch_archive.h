@@ -42,8 +42,9 @@ typedef struct ta_limits {
 
 typedef struct ta_archive ta_archive;
 
-/* limits may be NULL for the defaults. The message of a failure names the file and, where
- * relevant, the zip member, the pickle offset, the global or the tensor. */
+/* limits may be NULL for the defaults (a zero field also means its default). The message of
+ * a failure names the file and, where relevant, the zip member, the pickle offset, the global
+ * or the tensor. */
 aac_status ta_open(const char *path, const ta_limits *limits, ta_archive **out, aac_error *err);
 void ta_close(ta_archive *a);
 const char *ta_path(const ta_archive *a);
