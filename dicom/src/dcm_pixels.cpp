@@ -1,0 +1,71 @@
+// dcm_pixels.cpp - DCMTK wrapper: decode every frame of one file into stored values.
+#include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dctk.h>
+
+#include <cstring>
+
+#include "ingest.h"
+
+extern "C" {
+#include "error.h"
+}
+
+
+extern "C" int ts_is_jpeg2000(const char *uid) {
+    return !strcmp(uid, "1.2.840.10008.1.2.4.90") || !strcmp(uid, "1.2.840.10008.1.2.4.91") ||
+           !strcmp(uid, "1.2.840.10008.1.2.4.201") || !strcmp(uid, "1.2.840.10008.1.2.4.202") ||
+           !strcmp(uid, "1.2.840.10008.1.2.4.203");
+}
+
+extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
+    if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
+    dcm_init();
+    DcmFileFormat ff;
+    OFCondition c = ff.loadFile(f->path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
+    DcmDataset *ds = ff.getDataset();
+    DcmXfer xfer(ds->getOriginalXfer());
+    if (xfer.isEncapsulated()) {
+        c = ds->chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
+        if (c.bad() || !ds->canWriteXfer(EXS_LittleEndianExplicit))
+            return aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: transfer syntax %s (%s) cannot be decoded%s%s",
+                            f->path, f->ts_uid, aac_transfer_syntax_name(f->ts_uid), c.bad() ? ": " : "",
+                            c.bad() ? c.text() : "");
+    }
+    DcmElement *px = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, px).bad() || !px)
+        return aac_fail(err, AAC_ERR_MISSING, "%s: pixel data missing", f->path);
+    const size_t n = (size_t)f->n_frames * f->rows * f->cols * f->spp;
+    const size_t bytes = n * (size_t)(f->bits_alloc / 8);
+    // The decoder may rewrite photometric interpretation and planar configuration (JPEG YBR to RGB).
+    Uint16 planar = (Uint16)f->planar;
+    ds->findAndGetUint16(DCM_PlanarConfiguration, planar);
+    const void *raw = nullptr;
+    size_t have = 0;
+    Uint8 *p8 = nullptr;
+    Uint16 *p16 = nullptr;
+    // OB/OW choice depends on the transfer syntax and the writer; values are in host order
+    // (DCMTK swaps big endian), which for 8-bit OB is byte order and for OW is 16-bit words.
+    if (px->getVR() == EVR_OW && px->getUint16Array(p16).good() && p16) {
+        raw = p16;
+        have = px->getLength();
+    } else if (px->getUint8Array(p8).good() && p8) {
+        raw = p8;
+        have = px->getLength();
+    } else {
+        c = px->getUint16Array(p16);
+        if (c.good() && p16) {
+            raw = p16;
+            have = px->getLength();
+        } else {
+            return aac_fail(err, AAC_ERR_FORMAT, "%s: pixel data unreadable (%s)", f->path,
+                            c.bad() ? c.text() : "no value");
+        }
+    }
+    if (have < bytes)
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: pixel data holds %zu bytes, %zu expected (truncated?)",
+                        f->path, have, bytes);
+    if (samples_unpack(raw, n, f, planar, f->n_frames, out))
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
+    return AAC_OK;
+}

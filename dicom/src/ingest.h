@@ -1,0 +1,126 @@
+/* ingest.h - what the DICOM scan keeps per file, per frame and per series (internal).
+ * Shared by the C code and the thin DCMTK/GDCM wrappers (extern "C"). */
+#ifndef AAC_INGEST_H
+#define AAC_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aaclip_dicom.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Growable list of owned strings (warnings, notes). */
+typedef struct strlist {
+    char **items;
+    int *levels;
+    int n, cap;
+} strlist;
+int strlist_addf(strlist *l, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void strlist_free(strlist *l);
+/* Copies the list into a fresh char** (for aac_volume / aac_series_info). */
+int strlist_copy(const strlist *l, char ***out, int *n);
+
+/* Header attributes of one DICOM file (one instance). */
+typedef struct dcm_file {
+    char *path;
+    char ts_uid[AAC_UID_LEN], sop_class[AAC_UID_LEN], sop_uid[AAC_UID_LEN];
+    char series_uid[AAC_UID_LEN], study_uid[AAC_UID_LEN], for_uid[AAC_UID_LEN];
+    char patient_id[AAC_LO_LEN], series_desc[AAC_LO_LEN], study_desc[AAC_LO_LEN];
+    char manufacturer[AAC_LO_LEN], image_type[AAC_LO_LEN];
+    char modality[AAC_CS_LEN], body_part[AAC_CS_LEN], photometric[AAC_CS_LEN];
+    int series_number, instance_number, temporal_position, echo_number; /* -1 / 0 absent */
+    double echo_time, repetition_time;   /* ms, 0 absent */
+    int rows, cols, spp, planar, bits_alloc, bits_stored, high_bit, pixel_rep, n_frames;
+    double slice_thickness, slice_spacing; /* 0 absent */
+    int encapsulated;                      /* compressed pixel data */
+    int enhanced;                          /* per-frame functional groups present */
+    int mosaic_images;                     /* Siemens CSA NumberOfImagesInMosaic, 0 = none */
+    int has_csa_normal;
+    double csa_normal[3];                  /* Siemens CSA SliceNormalVector */
+} dcm_file;
+
+/* One 2-D image: a frame of a file, or one tile of a mosaic frame. */
+typedef struct dcm_frame {
+    int file;                 /* index into the scan's files */
+    int frame;                /* 0-based frame of that file */
+    int tile;                 /* mosaic tile, -1 when not a mosaic */
+    int rows, cols;           /* of this 2-D image (a tile's size for mosaics) */
+    int has_ipp, has_iop, has_ps;
+    double ipp[3], iop[6], ps[2]; /* position, orientation, PixelSpacing (row, column) */
+    double slope, intercept;  /* value = stored * slope + intercept */
+    int temporal;             /* temporal position (index), 0 absent */
+    int echo_number;
+    double thickness;         /* per-frame slice thickness, 0 absent */
+    char frame_type[AAC_LO_LEN]; /* image/frame type used to split series (value 3 on) */
+} dcm_frame;
+
+/* One series after grouping and geometry: slot s (z fastest) shows frame order[s]. */
+typedef struct dcm_series {
+    aac_series_info info;
+    char *volume_path;        /* a NIfTI/NRRD/MetaImage file instead of DICOM frames */
+    int *frames;              /* the series' frames (indices into scan frames) */
+    int n_frames;
+    int *order;               /* [dim[2] * dim[3]] frame per slot */
+    double origin[3], spacing[3], direction[9], t_spacing;
+    strlist warnings;
+} dcm_series;
+
+struct aac_scan {
+    dcm_file *files;
+    int n_files, cap_files;
+    dcm_frame *frames;
+    int n_frames, cap_frames;
+    dcm_series *series;
+    int n_series;
+    char **volume_files;      /* NIfTI/NRRD/MetaImage files met while walking */
+    int n_volume_files, cap_volume_files;
+    strlist notes;
+};
+
+/* ---- DCMTK wrapper (dcm_init.cpp, dcm_header.cpp, dcm_pixels.cpp) */
+/* Registers DCMTK's decoders and quietens its logger, once per process (thread-safe). */
+void dcm_init(void);
+/* Reads the header of path into f and appends its frames to the scan (one per frame, mosaic
+ * not yet expanded). AAC_ERR_MISSING for a DICOM object that is not an image (DICOMDIR, SR,
+ * SEG: skipped quietly); other codes for an image that cannot be used. Messages name the file. */
+aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *err);
+/* Decodes all frames of f: out [n_frames * rows * cols * spp] stored values, masked to
+ * BitsStored and sign-extended (planar configuration as stored). */
+aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
+/* JPEG 2000 through ITK's GDCM (free DCMTK has no JPEG 2000 decoder). Same contract. */
+aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
+
+/* ---- ITK wrapper (itk_io.cpp) */
+/* Size and spacing of a volume file from its header, for aac_scan_series. */
+aac_status itk_read_info(const char *path, aac_series_info *info, aac_error *err);
+
+/* ---- C side */
+/* Raw little-endian samples (as decoded) -> stored values: shifted by HighBit, masked to
+ * BitsStored, sign-extended when pixel_rep is 1; planar (RRR..GGG..BBB per frame) data is
+ * interleaved. n = frames * rows * cols * spp. Returns -1 when out of memory. */
+int samples_unpack(const void *raw, size_t n, const dcm_file *f, int planar, int frames, int32_t *out);
+int scan_add_frame(aac_scan *s, const dcm_frame *fr);  /* 0 on success, -1 out of memory */
+/* Siemens CSA header: NumberOfImagesInMosaic and SliceNormalVector (0 when absent). */
+void csa_parse(const uint8_t *data, size_t len, int *n_mosaic, int *has_normal, double normal[3]);
+/* Replaces the mosaic frames of file `fi` by one frame per tile with corrected positions. */
+int mosaic_expand(aac_scan *s, int fi, int first_frame);
+/* Groups the scan's frames into series and lays out their geometry. */
+aac_status series_build(aac_scan *s, aac_error *err);
+/* Copies n-1 characters and terminates; trims trailing spaces (DICOM padding). */
+void copy_trim(char *dst, size_t cap, const char *src);
+/* 1 for a JPEG 2000 transfer syntax (decoded through GDCM, not DCMTK). */
+int ts_is_jpeg2000(const char *uid);
+/* 1 for a transfer syntax this build decodes. */
+int ts_decodable(const char *uid);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

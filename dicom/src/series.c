@@ -1,0 +1,360 @@
+/* series.c - frames into series, and each series' geometry: grouping by SeriesInstanceUID
+ * (split where size, orientation, spacing, echo or image type differ), sorting along the
+ * slice normal, temporal positions as a 4th axis, and warnings for missing, duplicate and
+ * unevenly spaced slices. Nothing is interpolated. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "error.h"
+#include "ingest.h"
+
+enum { MAX_SERIES = 4096 };
+static const double POS_TOL = 0.01;  /* mm: frames closer than this along the normal coincide */
+
+typedef struct group {
+    int rep;          /* frame whose attributes define the group */
+    int *idx;
+    int n, cap;
+} group;
+
+static int push(group *g, int v) {
+    if (g->n == g->cap) {
+        int cap = g->cap ? 2 * g->cap : 16;
+        int *p = realloc(g->idx, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        g->idx = p;
+        g->cap = cap;
+    }
+    g->idx[g->n++] = v;
+    return 0;
+}
+
+/* Why frame b does not belong with frame a, or NULL when it does. */
+static const char *split_reason(const aac_scan *s, const dcm_frame *a, const dcm_frame *b, int same_uid_only) {
+    const dcm_file *fa = &s->files[a->file], *fb = &s->files[b->file];
+    if (strcmp(fa->series_uid, fb->series_uid) || strcmp(fa->study_uid, fb->study_uid)) return "uid";
+    if (fa->series_number != fb->series_number) return "series number";
+    if (same_uid_only) return NULL;
+    if (a->rows != b->rows || a->cols != b->cols || fa->spp != fb->spp) return "image size";
+    if (a->echo_number != b->echo_number) return "echo";
+    if (strcmp(a->frame_type, b->frame_type)) return "image type";
+    if (a->has_iop != b->has_iop) return "orientation";
+    if (a->has_iop)
+        for (int i = 0; i < 6; i++)
+            if (fabs(a->iop[i] - b->iop[i]) > 1e-3) return "orientation";
+    if (a->has_ps != b->has_ps) return "pixel spacing";
+    if (a->has_ps)
+        for (int i = 0; i < 2; i++)
+            if (fabs(a->ps[i] - b->ps[i]) > 1e-3 * fabs(a->ps[i]) + 1e-6) return "pixel spacing";
+    return NULL;
+}
+
+typedef struct sort_key {
+    double d;
+    int temporal, instance, frame, tile, idx;
+} sort_key;
+
+static int cmp_int(int a, int b) { return (a > b) - (a < b); }
+
+/* Time order among frames at one position: temporal index, instance, frame, tile. */
+static int cmp_time(const sort_key *a, const sort_key *b) {
+    int c;
+    if ((c = cmp_int(a->temporal, b->temporal))) return c;
+    if ((c = cmp_int(a->instance, b->instance))) return c;
+    if ((c = cmp_int(a->frame, b->frame))) return c;
+    if ((c = cmp_int(a->tile, b->tile))) return c;
+    return cmp_int(a->idx, b->idx);
+}
+
+static int cmp_time_v(const void *a, const void *b) { return cmp_time(a, b); }
+
+/* Exact position order (a tolerance here would not be a consistent ordering for qsort);
+ * coinciding positions are clustered afterwards and each cluster put in time order. */
+static int cmp_pos(const void *pa, const void *pb) {
+    const sort_key *a = pa, *b = pb;
+    if (a->d != b->d) return a->d < b->d ? -1 : 1;
+    return cmp_time(a, b);
+}
+
+static void normalise3(double v[3]) {
+    double n = sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+    if (n > 0)
+        for (int i = 0; i < 3; i++) v[i] /= n;
+}
+
+/* Orthonormal row, column and normal from ImageOrientationPatient (Gram-Schmidt). */
+static void axes_from_iop(const double iop[6], double row[3], double col[3], double nrm[3]) {
+    memcpy(row, iop, 3 * sizeof *row);
+    memcpy(col, iop + 3, 3 * sizeof *col);
+    normalise3(row);
+    double dot = row[0] * col[0] + row[1] * col[1] + row[2] * col[2];
+    for (int i = 0; i < 3; i++) col[i] -= dot * row[i];
+    normalise3(col);
+    nrm[0] = row[1] * col[2] - row[2] * col[1];
+    nrm[1] = row[2] * col[0] - row[0] * col[2];
+    nrm[2] = row[0] * col[1] - row[1] * col[0];
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static int missing_warned(const dcm_series *ser) {
+    for (int i = 0; i < ser->warnings.n; i++)
+        if (strstr(ser->warnings.items[i], "missing slice")) return 1;
+    return 0;
+}
+
+/* Lays out one series: order[], dims, origin, spacing, direction and warnings. */
+static aac_status layout(aac_scan *s, dcm_series *ser, aac_error *err) {
+    const int n = ser->n_frames;
+    const dcm_frame *rep = &s->frames[ser->frames[0]];
+    const dcm_file *rf = &s->files[rep->file];
+    sort_key *k = malloc((size_t)n * sizeof *k);
+    if (!k) return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", rf->path);
+    int geometry = 1;
+    for (int i = 0; i < n; i++) {
+        const dcm_frame *f = &s->frames[ser->frames[i]];
+        if (!f->has_ipp || !f->has_iop) geometry = 0;
+    }
+    double row[3] = {1, 0, 0}, col[3] = {0, 1, 0}, nrm[3] = {0, 0, 1};
+    if (geometry) axes_from_iop(rep->iop, row, col, nrm);
+    for (int i = 0; i < n; i++) {
+        const dcm_frame *f = &s->frames[ser->frames[i]];
+        k[i].d = geometry ? f->ipp[0] * nrm[0] + f->ipp[1] * nrm[1] + f->ipp[2] * nrm[2] : 0;
+        k[i].temporal = f->temporal;
+        k[i].instance = s->files[f->file].instance_number;
+        k[i].frame = f->frame;
+        k[i].tile = f->tile;
+        k[i].idx = ser->frames[i];
+    }
+    if (!geometry) {
+        /* Without positions, instance order is the only order there is: one slice per frame. */
+        for (int i = 0; i < n; i++) k[i].d = i;
+        qsort(k, (size_t)n, sizeof *k, cmp_time_v);
+        for (int i = 0; i < n; i++) k[i].d = i;
+        strlist_addf(&ser->warnings, 1, "no ImagePositionPatient/ImageOrientationPatient: slices ordered "
+                                        "by instance number, identity orientation");
+    } else {
+        qsort(k, (size_t)n, sizeof *k, cmp_pos);
+    }
+
+    /* Clusters of coinciding positions. */
+    int nz = 0, *start = malloc(((size_t)n + 1) * sizeof *start);
+    if (!start) {
+        free(k);
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", rf->path);
+    }
+    for (int i = 0; i < n; i++)
+        if (i == 0 || fabs(k[i].d - k[start[nz - 1]].d) > POS_TOL) start[nz++] = i;
+    start[nz] = n;
+    for (int z = 0; z < nz; z++) qsort(k + start[z], (size_t)(start[z + 1] - start[z]), sizeof *k, cmp_time_v);
+    int cmin = n, cmax = 0;
+    for (int z = 0; z < nz; z++) {
+        int c = start[z + 1] - start[z];
+        if (c < cmin) cmin = c;
+        if (c > cmax) cmax = c;
+    }
+    int nt = cmin == cmax ? cmax : 1;
+    if (cmin != cmax)
+        strlist_addf(&ser->warnings, 1,
+                     "duplicate slices: positions hold %d to %d images; kept the first (in time order) "
+                     "at each of the %d positions",
+                     cmin, cmax, nz);
+    ser->order = malloc((size_t)nz * nt * sizeof *ser->order);
+    if (!ser->order) {
+        free(k);
+        free(start);
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", rf->path);
+    }
+    for (int z = 0; z < nz; z++)
+        for (int t = 0; t < nt; t++) ser->order[t * nz + z] = k[start[z] + t].idx;
+
+    /* Spacing along the normal: regular -> (last - first) / (nz - 1); otherwise the median gap,
+     * with a warning (the volume is then only approximately placed). */
+    double dz = rf->slice_spacing > 0 ? rf->slice_spacing : (rep->thickness > 0 ? rep->thickness : 1.0);
+    if (geometry && nz > 1) {
+        double *gap = malloc((size_t)(nz - 1) * sizeof *gap), *sorted = malloc((size_t)(nz - 1) * sizeof *gap);
+        if (!gap || !sorted) {
+            free(gap);
+            free(sorted);
+            free(k);
+            free(start);
+            return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", rf->path);
+        }
+        for (int z = 0; z + 1 < nz; z++) sorted[z] = gap[z] = k[start[z + 1]].d - k[start[z]].d;
+        qsort(sorted, (size_t)(nz - 1), sizeof *sorted, cmp_double);
+        const double med = sorted[(nz - 1) / 2], lo = sorted[0], hi = sorted[nz - 2];
+        const double tol = fmax(0.01, 0.02 * med);
+        int missing = 0;
+        for (int z = 0; z + 1 < nz; z++)
+            if (gap[z] > 1.5 * med) {
+                missing++;
+                if (missing <= 3)
+                    strlist_addf(&ser->warnings, 1,
+                                 "missing slice(s): gap of %.3g mm between slices %d and %d (usual spacing "
+                                 "%.3g mm, about %d slice(s) absent)",
+                                 gap[z], z, z + 1, med, (int)lround(gap[z] / med) - 1);
+            }
+        if (!missing && hi - lo > tol)
+            strlist_addf(&ser->warnings, 1, "unevenly spaced slices: gaps from %.4g to %.4g mm", lo, hi);
+        dz = (missing || hi - lo > tol) ? med : (k[start[nz - 1]].d - k[start[0]].d) / (nz - 1);
+        free(gap);
+        free(sorted);
+    }
+    /* Two slices left of three show no gap; instance numbers still tell (single-frame files). */
+    if (cmax == 1 && nz > 1) {
+        int lo = 0, hi = 0, ok = 1;
+        for (int z = 0; z < nz && ok; z++) {
+            const dcm_frame *f = &s->frames[ser->order[z]];
+            const int in = s->files[f->file].instance_number;
+            if (in <= 0 || f->tile >= 0 || s->files[f->file].n_frames != 1) ok = 0;
+            if (z == 0 || in < lo) lo = in;
+            if (z == 0 || in > hi) hi = in;
+        }
+        if (ok && hi - lo + 1 > nz && !missing_warned(ser))
+            strlist_addf(&ser->warnings, 1,
+                         "missing slice(s): instance numbers run from %d to %d but %d images are present", lo,
+                         hi, nz);
+    }
+    const dcm_frame *first = &s->frames[ser->order[0]];
+    for (int i = 0; i < 3; i++) {
+        ser->origin[i] = geometry ? first->ipp[i] : 0;
+        ser->direction[i * 3 + 0] = row[i];
+        ser->direction[i * 3 + 1] = col[i];
+        ser->direction[i * 3 + 2] = nrm[i];
+    }
+    ser->spacing[0] = rep->has_ps ? rep->ps[1] : 1.0;
+    ser->spacing[1] = rep->has_ps ? rep->ps[0] : 1.0;
+    ser->spacing[2] = dz;
+    if (!rep->has_ps) strlist_addf(&ser->warnings, 1, "no PixelSpacing: 1 mm assumed");
+    ser->t_spacing = nt > 1 && rf->repetition_time > 0 ? rf->repetition_time / 1000.0 : 0;
+    aac_series_info *in = &ser->info;
+    in->dim[0] = rep->cols;
+    in->dim[1] = rep->rows;
+    in->dim[2] = nz;
+    in->dim[3] = nt;
+    memcpy(in->spacing, ser->spacing, sizeof in->spacing);
+    free(k);
+    free(start);
+    return AAC_OK;
+}
+
+static int cmp_series(const void *pa, const void *pb) {
+    const dcm_series *a = pa, *b = pb;
+    int c = strcmp(a->info.study_uid, b->info.study_uid);
+    if (c) return c;
+    if ((c = cmp_int(a->info.series_number, b->info.series_number))) return c;
+    if ((c = strcmp(a->info.series_uid, b->info.series_uid))) return c;
+    return cmp_int(a->info.part, b->info.part);
+}
+
+static void fill_info(const aac_scan *s, dcm_series *ser, int part) {
+    const dcm_frame *rep = &s->frames[ser->frames[0]];
+    const dcm_file *f = &s->files[rep->file];
+    aac_series_info *in = &ser->info;
+    memcpy(in->series_uid, f->series_uid, sizeof in->series_uid);
+    memcpy(in->study_uid, f->study_uid, sizeof in->study_uid);
+    memcpy(in->patient_id, f->patient_id, sizeof in->patient_id);
+    memcpy(in->modality, f->modality, sizeof in->modality);
+    memcpy(in->body_part, f->body_part, sizeof in->body_part);
+    memcpy(in->series_description, f->series_desc, sizeof in->series_description);
+    memcpy(in->manufacturer, f->manufacturer, sizeof in->manufacturer);
+    memcpy(in->transfer_syntax, f->ts_uid, sizeof in->transfer_syntax);
+    memcpy(in->image_type, rep->frame_type, sizeof in->image_type);
+    in->series_number = f->series_number;
+    in->echo_number = rep->echo_number;
+    in->part = part;
+    /* Files: count distinct ones (frames of one file are adjacent in scan order). */
+    int nf = 0, last = -1;
+    for (int i = 0; i < ser->n_frames; i++) {
+        int fi = s->frames[ser->frames[i]].file;
+        if (fi != last) nf++;
+        last = fi;
+    }
+    in->n_files = nf;
+}
+
+aac_status series_build(aac_scan *s, aac_error *err) {
+    group *g = NULL;
+    int ng = 0, capg = 0;
+    aac_status st = AAC_OK;
+    for (int i = 0; i < s->n_frames && st == AAC_OK; i++) {
+        int j = ng - 1; /* most frames join the group of the frame before: try it first */
+        if (j < 0 || split_reason(s, &s->frames[g[j].rep], &s->frames[i], 0)) {
+            for (j = 0; j < ng; j++)
+                if (!split_reason(s, &s->frames[g[j].rep], &s->frames[i], 0)) break;
+        }
+        if (j == ng) {
+            if (ng == MAX_SERIES) {
+                st = aac_fail(err, AAC_ERR_UNSUPPORTED, "more than %d series in one scan", MAX_SERIES);
+                break;
+            }
+            if (ng == capg) {
+                capg = capg ? 2 * capg : 16;
+                group *p = realloc(g, (size_t)capg * sizeof *p);
+                if (!p) {
+                    st = aac_fail(err, AAC_ERR_NOMEM, "out of memory grouping series");
+                    break;
+                }
+                g = p;
+            }
+            memset(&g[ng], 0, sizeof g[ng]);
+            g[ng].rep = i;
+            ng++;
+        }
+        if (push(&g[j], i)) st = aac_fail(err, AAC_ERR_NOMEM, "out of memory grouping series");
+    }
+    if (st == AAC_OK && (ng || s->n_volume_files)) {
+        s->series = calloc((size_t)ng + (size_t)s->n_volume_files, sizeof *s->series);
+        if (!s->series) st = aac_fail(err, AAC_ERR_NOMEM, "out of memory grouping series");
+    }
+    for (int j = 0; j < ng && st == AAC_OK; j++) {
+        dcm_series *ser = &s->series[s->n_series++];
+        ser->frames = g[j].idx;
+        ser->n_frames = g[j].n;
+        g[j].idx = NULL;
+        /* Parts of one SeriesInstanceUID: number them and say why they were split. */
+        int part = 0, first = -1, count = 0;
+        for (int q = 0; q < ng; q++)
+            if (!split_reason(s, &s->frames[g[q].rep], &s->frames[g[j].rep], 1)) {
+                if (first < 0) first = q;
+                if (q <= j) part++;
+                count++;
+            }
+        fill_info(s, ser, count > 1 ? part : 0);
+        if (count > 1 && first != j)
+            strlist_addf(&ser->warnings, 1, "SeriesInstanceUID split: this part differs from part 1 in %s",
+                         split_reason(s, &s->frames[g[first].rep], &s->frames[g[j].rep], 0));
+        st = layout(s, ser, err);
+        if (st != AAC_OK) break;
+        ser->info.first_file = s->files[s->frames[ser->order[0]].file].path;
+        ser->info.warnings = ser->warnings.items;
+        ser->info.n_warnings = ser->warnings.n;
+    }
+    for (int j = 0; j < ng; j++) free(g[j].idx);
+    free(g);
+    if (st == AAC_OK && s->n_series > 1) {
+        qsort(s->series, (size_t)s->n_series, sizeof *s->series, cmp_series);
+        /* qsort moved the structs; the info's pointers into them are still valid (heap). */
+    }
+    /* Volume files follow the DICOM series, in walk order; one that ITK cannot read is a note. */
+    for (int i = 0; i < s->n_volume_files && st == AAC_OK && s->series; i++) {
+        dcm_series *ser = &s->series[s->n_series];
+        memset(ser, 0, sizeof *ser);
+        aac_error e = {0};
+        if (itk_read_info(s->volume_files[i], &ser->info, &e) != AAC_OK) {
+            strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s", e.message);
+            continue;
+        }
+        ser->volume_path = s->volume_files[i];
+        ser->info.first_file = ser->volume_path;
+        ser->info.n_files = 1;
+        ser->info.series_number = -1;
+        s->n_series++;
+    }
+    return st;
+}

@@ -1,0 +1,34 @@
+/* volume.c - aac_volume lifetime and small queries. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "ingest.h"
+
+void aac_volume_free(aac_volume *v) {
+    if (!v) return;
+    free(v->voxels);
+    free(v->slice_uids);
+    free(v->slice_frames);
+    for (int i = 0; i < v->n_warnings; i++) free(v->warnings[i]);
+    free(v->warnings);
+    free(v);
+}
+
+size_t aac_volume_voxel_count(const aac_volume *v) {
+    return v ? (size_t)v->dim[0] * v->dim[1] * v->dim[2] * v->dim[3] : 0;
+}
+
+static int ends_with(const char *s, const char *suffix) {
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && !strcasecmp(s + n - m, suffix);
+}
+
+int aac_is_volume_file(const char *path) {
+    static const char *const ext[] = {".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"};
+    if (!path) return 0;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
+        if (ends_with(path, ext[i])) return 1;
+    return 0;
+}
