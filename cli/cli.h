@@ -7,10 +7,12 @@
  * (0 success, 1 failure, 2 usage error). */
 int cmd_dump(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_model(int argc, char **argv);
 
 /* Options shared by every command that opens a model. */
 typedef struct model_opts {
     const char *clip, *adapters, *tokenizer;
+    const char *bundle; /* --model: a model bundle (excludes --clip / --adapters) */
     aac_model_params params;
 } model_opts;
 
@@ -18,6 +20,11 @@ typedef struct model_opts {
  * bad value (message printed), 0 when the option is not a model option. */
 int model_opts_parse(model_opts *o, int argc, char **argv, int *i);
 void model_opts_help(void);
+/* Checks the combination (--model, or --clip [--adapters]); prints the problem and returns -1. */
+int model_opts_check(const model_opts *o, const char *cmd, int need_adapters);
+/* Opens the model (bundle or files) and its tokenizer (--tokenizer, else the bundle's, else the
+ * shipped one); on failure prints the error and returns -1. */
+int model_opts_open(const model_opts *o, aac_model **m, aac_tokenizer **tok);
 /* Default tokenizer file shipped with aaclip. */
 const char *default_tokenizer_path(void);
 /* Applies --threads (the engine's OpenMP pool; OpenBLAS itself runs single-threaded). */

@@ -8,8 +8,8 @@
 #include "safetensors.h"
 
 static void dump_help(void) {
-    printf("usage: aaclip dump --clip C.safetensors --adapters A.safetensors --input IN.safetensors\n"
-           "                   --output OUT.safetensors [--class-text TEXT]\n"
+    printf("usage: aaclip dump (--model BUNDLE | --clip C.safetensors --adapters A.safetensors)\n"
+           "                   --input IN.safetensors --output OUT.safetensors [--class-text TEXT]\n"
            "                   [--domain medical|industrial] [model options]\n"
            "\n"
            "Reads image.input [B,3,S,S] (normalised) or image.raw_u8 [B,H,W] (8-bit grey) from IN\n"
@@ -112,10 +112,11 @@ int cmd_dump(int argc, char **argv) {
             return 2;
         }
     }
-    if (!mo.clip || !mo.adapters || !in_path || !out_path) {
-        fprintf(stderr, "aaclip dump: --clip, --adapters, --input and --output are required\n");
+    if (!in_path || !out_path) {
+        fprintf(stderr, "aaclip dump: --input and --output are required\n");
         return 2;
     }
+    if (model_opts_check(&mo, "dump", 1)) return 2;
     set_threads(mo.params.n_threads);
 
     aac_error err = {0};
@@ -125,9 +126,12 @@ int cmd_dump(int argc, char **argv) {
     st_writer *w = NULL;
     dump_buffers b = {0};
     int rc = 1, B = 0, computed = 0;
-    if (aac_model_open(mo.clip, mo.adapters, &mo.params, &m, &err) ||
-        aac_tokenizer_open_bpe(mo.tokenizer ? mo.tokenizer : default_tokenizer_path(), &tok, &err) ||
-        st_open(in_path, &in, &err)) {
+    if (model_opts_open(&mo, &m, &tok)) goto done;
+    if (!aac_model_has_adapters(m)) {
+        fprintf(stderr, "aaclip: %s has no AA-CLIP adapters (dump runs the adapted model)\n", mo.bundle);
+        goto done;
+    }
+    if (st_open(in_path, &in, &err)) {
         fprintf(stderr, "aaclip: %s\n", err.message);
         goto done;
     }

@@ -14,6 +14,8 @@ static void usage(FILE *f) {
             "  dump    run the engine on tensors from a safetensors file and write every\n"
             "          intermediate result (checks against a reference implementation)\n"
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
+            "  model   import published weights (Hugging Face, OpenAI .pt, AA-CLIP checkpoints)\n"
+            "          into a model bundle; show a bundle (model import | model info)\n"
             "\n"
             "Run 'aaclip <command> --help' for the options of a command.\n",
             aac_version());
@@ -35,6 +37,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
     fprintf(stderr, "aaclip: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;

@@ -35,12 +35,13 @@ int model_opts_parse(model_opts *o, int argc, char **argv, int *i) {
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     int n;
     if (!strcmp(a, "--clip") || !strcmp(a, "--adapters") || !strcmp(a, "--tokenizer") ||
-        !strcmp(a, "--activation")) {
+        !strcmp(a, "--activation") || !strcmp(a, "--model")) {
         if (!v) {
             fprintf(stderr, "aaclip: %s needs a value\n", a);
             return -1;
         }
         if (!strcmp(a, "--clip")) o->clip = v;
+        else if (!strcmp(a, "--model")) o->bundle = v;
         else if (!strcmp(a, "--adapters")) o->adapters = v;
         else if (!strcmp(a, "--tokenizer")) o->tokenizer = v;
         else if (!strcmp(v, "gelu")) o->params.activation = AAC_ACT_GELU;
@@ -67,13 +68,48 @@ int model_opts_parse(model_opts *o, int argc, char **argv, int *i) {
 
 void model_opts_help(void) {
     printf("model options:\n"
+           "  --model BUNDLE           model bundle folder (aaclip model import); instead of\n"
+           "                           --clip/--adapters, its tokenizer unless --tokenizer\n"
            "  --clip FILE              CLIP backbone, safetensors (open_clip/OpenAI names)\n"
            "  --adapters FILE          AA-CLIP adapters, safetensors (text_adapter.*, image_adapter.*)\n"
-           "  --tokenizer FILE         bpe_simple_vocab_16e6.txt.gz (default: the copy shipped\n"
-           "                           with aaclip)\n"
+           "  --tokenizer FILE         bpe_simple_vocab_16e6.txt.gz (default: the bundle's, else\n"
+           "                           the copy shipped with aaclip)\n"
            "  --vision-head-width N    vision attention head width (default: metadata, else 64)\n"
            "  --text-heads N           text attention heads (default: metadata, else width/64)\n"
            "  --image-size S           run size in pixels (default: metadata, else 518)\n"
            "  --activation gelu|quick_gelu  MLP activation (default: metadata, else gelu)\n"
            "  --threads N              compute threads (default: all cores)\n");
+}
+
+int model_opts_check(const model_opts *o, const char *cmd, int need_adapters) {
+    if (o->bundle && (o->clip || o->adapters)) {
+        fprintf(stderr, "aaclip %s: --model excludes --clip and --adapters\n", cmd);
+        return -1;
+    }
+    if (!o->bundle && (!o->clip || (need_adapters && !o->adapters))) {
+        fprintf(stderr, "aaclip %s: give --model BUNDLE, or --clip%s\n", cmd,
+                need_adapters ? " and --adapters" : "");
+        return -1;
+    }
+    return 0;
+}
+
+int model_opts_open(const model_opts *o, aac_model **m, aac_tokenizer **tok) {
+    aac_error err = {0};
+    *m = NULL;
+    if (tok) *tok = NULL;
+    aac_status s;
+    if (o->bundle)
+        s = aac_model_open_bundle(o->bundle, &o->params, m, o->tokenizer ? NULL : tok, &err);
+    else
+        s = aac_model_open(o->clip, o->adapters, &o->params, m, &err);
+    if (!s && tok && (!o->bundle || o->tokenizer))
+        s = aac_tokenizer_open_bpe(o->tokenizer ? o->tokenizer : default_tokenizer_path(), tok, &err);
+    if (s) {
+        fprintf(stderr, "aaclip: %s\n", err.message);
+        aac_model_free(*m);
+        *m = NULL;
+        return -1;
+    }
+    return 0;
 }

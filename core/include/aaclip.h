@@ -115,6 +115,61 @@ int aac_model_grid(const aac_model *m); /* G = S / P */
 /* Position embedding after resizing to the run grid: out [(G*G+1) * W_v]. */
 aac_status aac_model_pos_embed(const aac_model *m, const float **out, aac_error *err);
 
+/* ---------------------------------------------------------------- model bundles */
+/* A model bundle is a directory: model.json (format, every hyper-parameter, preprocessing,
+ * default domain, class descriptions, provenance), clip.safetensors (canonical open_clip
+ * names), adapters.safetensors (AA-CLIP adapters, absent for plain CLIP) and the tokenizer
+ * files. See docs/bundle.md. */
+#define AAC_BUNDLE_FORMAT "aaclip-model-bundle"
+#define AAC_BUNDLE_VERSION 1
+
+typedef struct aac_import_params {
+    const char *tokenizer;         /* bpe_simple_vocab_16e6.txt(.gz), vocab.json (merges.txt beside
+                                      it) or a folder holding either; NULL: from the sources */
+    const char *default_tokenizer; /* used when neither `tokenizer` nor a source gives one */
+    int epoch;                     /* AA-CLIP checkpoint folder: image_adapter_<epoch>.pth;
+                                      0 = the highest epoch present */
+    int force;                     /* replace an existing bundle */
+    int vision_head_width;         /* overrides for what a source does not state; 0 = unset */
+    int text_heads;
+    int image_size;                /* run size S */
+    aac_activation activation;
+} aac_import_params;
+
+aac_import_params aac_import_default_params(void);
+
+/* Builds the bundle out_dir from sources, any mix of: Hugging Face CLIPModel folders
+ * (config.json + model.safetensors, sharded safetensors or pytorch_model.bin), safetensors
+ * with open_clip, Hugging Face or aaclip adapter names, PyTorch zip checkpoints (torch.save
+ * state dicts, TorchScript archives such as OpenAI's ViT-L-14-336px.pt, AA-CLIP's
+ * text_adapter.pth / image_adapter_<N>.pth), AA-CLIP checkpoint folders and other bundles.
+ * Exactly one CLIP backbone; adapters optional. Built in out_dir.tmp.<pid>, then renamed. */
+aac_status aac_import_bundle(const char *const *sources, int n_sources, const aac_import_params *p,
+                             const char *out_dir, aac_error *err);
+
+typedef struct aac_bundle aac_bundle;
+
+/* Reads and checks dir/model.json (format, version, config, files present). */
+aac_status aac_bundle_open(const char *dir, aac_bundle **out, aac_error *err);
+void aac_bundle_free(aac_bundle *b);
+/* Configuration as model.json states it. */
+const aac_config *aac_bundle_config(const aac_bundle *b);
+int aac_bundle_has_adapters(const aac_bundle *b);
+aac_domain aac_bundle_default_domain(const aac_bundle *b);
+/* model.json as stored (for display). */
+const char *aac_bundle_json(const aac_bundle *b);
+/* Class description and domain for a dataset class name (dataset may be NULL: any dataset);
+ * an unknown class gives its own name and the bundle's default domain. domain may be NULL. */
+const char *aac_bundle_describe_class(const aac_bundle *b, const char *dataset, const char *class_name,
+                                      aac_domain *domain);
+/* Opens the bundle's model (params override model.json as they override metadata) and, when
+ * tok != NULL, its tokenizer. */
+aac_status aac_bundle_load(const aac_bundle *b, const aac_model_params *params, aac_model **model,
+                           aac_tokenizer **tok, aac_error *err);
+/* aac_bundle_open + aac_bundle_load + aac_bundle_free. tok may be NULL. */
+aac_status aac_model_open_bundle(const char *dir, const aac_model_params *params, aac_model **model,
+                                 aac_tokenizer **tok, aac_error *err);
+
 /* ---------------------------------------------------------------- text */
 /* Per-sentence text embedding [E], unnormalised. adapted=1: AA-CLIP text adapters + B
  * projection with LeakyReLU; adapted=0: plain CLIP with text_projection. */
