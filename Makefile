@@ -28,7 +28,7 @@ test: build
 
 # Sanitizer build: the fast unit tests and the malformed-input tests under ASan/UBSan.
 test-asan: deps
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DAACLIP_SANITIZE=ON -DAACLIP_SHARED_DIR=$(SHARED)
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DAACLIP_SANITIZE=ON -DAACLIP_SHARED_DIR=$(SHARED)
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ctest --output-on-failure -j $(JOBS) -L unit
 

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cmd_ingest.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -14,6 +15,8 @@ static void usage(FILE *f) {
             "  dump    run the engine on tensors from a safetensors file and write every\n"
             "          intermediate result (checks against a reference implementation)\n"
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
+            "  convert DICOM series / NIfTI volumes to NIfTI (same values and affine as dcm2niix)\n"
+            "  info    list the image series in files and folders (text or --json)\n"
             "  model   import published weights (Hugging Face, OpenAI .pt, AA-CLIP checkpoints)\n"
             "          into a model bundle; show a bundle (model import | model info)\n"
             "\n"
@@ -38,6 +41,8 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "aaclip: unknown command '%s'\n\n", cmd);
     usage(stderr);
     return 2;
