@@ -7,6 +7,7 @@
  * (0 success, 1 failure, 2 usage error). */
 int cmd_dump(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_score(int argc, char **argv);
 int cmd_model(int argc, char **argv);
 
 /* Options shared by every command that opens a model. */

@@ -12,6 +12,8 @@ static void usage(FILE *f) {
             "usage: aaclip <command> [options]\n"
             "\n"
             "commands:\n"
+            "  score   score study folders, DICOM files or volumes: anomaly maps, scores, DICOM\n"
+            "          SEG / Parametric Map / SR, NIfTI/NRRD, a 3D Slicer scene, a summary\n"
             "  dump    run the engine on tensors from a safetensors file and write every\n"
             "          intermediate result (checks against a reference implementation)\n"
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
@@ -38,6 +40,7 @@ int main(int argc, char **argv) {
         printf("aaclip %s\n", aac_version());
         return 0;
     }
+    if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);

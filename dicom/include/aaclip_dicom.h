@@ -55,6 +55,16 @@ typedef struct aac_volume {
     char source[1024];    /* first file or the volume file */
     int n_warnings;       /* geometry and decoding problems worth a user's attention */
     char **warnings;
+    /* Per-slice source of a DICOM series, indexed like slice_uids (NULL for volume files):
+     * the file holding the slice, its SOP Class, and its plane as the source states it (a
+     * mosaic tile: its corrected position; no ImagePositionPatient: the regular grid). Results
+     * are written back on these planes, never on an assumed regular grid, so they stay on the
+     * source slices with gantry tilt or uneven spacing. */
+    char **slice_paths;
+    char (*slice_sop_classes)[AAC_UID_LEN];
+    double (*slice_positions)[3];     /* ImagePositionPatient, LPS mm */
+    double (*slice_orientations)[6];  /* ImageOrientationPatient: row then column direction */
+    double slice_thickness;           /* SliceThickness in mm, 0 when absent */
 } aac_volume;
 
 void aac_volume_free(aac_volume *v);

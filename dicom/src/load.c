@@ -1,5 +1,6 @@
 /* load.c - decoding one laid-out series into an aac_volume: file by file (each file is read
  * once, whatever its number of frames or tiles), rescaled per frame into float32. */
+#define _POSIX_C_SOURCE 200809L /* strdup */
 #include <math.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -46,6 +47,17 @@ static void copy_frame(const dcm_file *f, const dcm_frame *fr, const int32_t *bu
     }
 }
 
+/* The plane of slot `slot` as its frame states it; the laid-out grid where it does not. */
+static void slice_plane(aac_volume *v, const dcm_frame *fr, int slot) {
+    const int z = slot % v->dim[2];
+    for (int a = 0; a < 3; a++) {
+        v->slice_positions[slot][a] =
+            fr->has_ipp ? fr->ipp[a] : v->origin[a] + v->direction[a * 3 + 2] * v->spacing[2] * z;
+        v->slice_orientations[slot][a] = fr->has_iop ? fr->iop[a] : v->direction[a * 3];
+        v->slice_orientations[slot][3 + a] = fr->has_iop ? fr->iop[3 + a] : v->direction[a * 3 + 1];
+    }
+}
+
 static void fill_meta(aac_volume *v, const dcm_series *ser, const dcm_file *f) {
     memcpy(v->dim, ser->info.dim, sizeof v->dim);
     memcpy(v->origin, ser->origin, sizeof v->origin);
@@ -85,12 +97,17 @@ aac_status aac_scan_load(const aac_scan *s, int i, aac_volume **out, aac_error *
     size_t buf_n = 0;
     if (!v || !refs || !(v->voxels = malloc(nslots * plane * sizeof(float))) ||
         !(v->slice_uids = calloc(nslots, sizeof *v->slice_uids)) ||
-        !(v->slice_frames = calloc(nslots, sizeof *v->slice_frames))) {
+        !(v->slice_frames = calloc(nslots, sizeof *v->slice_frames)) ||
+        !(v->slice_paths = calloc(nslots, sizeof *v->slice_paths)) ||
+        !(v->slice_sop_classes = calloc(nslots, sizeof *v->slice_sop_classes)) ||
+        !(v->slice_positions = calloc(nslots, sizeof *v->slice_positions)) ||
+        !(v->slice_orientations = calloc(nslots, sizeof *v->slice_orientations))) {
         st = aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory for a %d x %d x %d x %d volume", rf->path,
                       d[0], d[1], d[2], d[3]);
         goto done;
     }
     fill_meta(v, ser, rf);
+    v->slice_thickness = s->frames[ser->order[0]].thickness; /* per-frame groups win */
     for (int w = 0; w < ser->warnings.n; w++) strlist_addf(&warn, 1, "%s", ser->warnings.items[w]);
     for (size_t k = 0; k < nslots; k++) {
         refs[k].file = s->frames[ser->order[k]].file;
@@ -117,6 +134,12 @@ aac_status aac_scan_load(const aac_scan *s, int i, aac_volume **out, aac_error *
             copy_frame(f, fr, buf, v->voxels + (size_t)slot * plane);
             memcpy(v->slice_uids[slot], f->sop_uid, AAC_UID_LEN);
             v->slice_frames[slot] = f->n_frames > 1 || f->enhanced ? fr->frame + 1 : 0;
+            if (!(v->slice_paths[slot] = strdup(f->path))) {
+                st = aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
+                break;
+            }
+            memcpy(v->slice_sop_classes[slot], f->sop_class, AAC_UID_LEN);
+            slice_plane(v, fr, slot);
         }
         colour |= f->spp == 3;
         mono1 |= !strcmp(f->photometric, "MONOCHROME1");

@@ -11,6 +11,14 @@ void aac_volume_free(aac_volume *v) {
     free(v->voxels);
     free(v->slice_uids);
     free(v->slice_frames);
+    if (v->slice_paths) {
+        const size_t n = (size_t)v->dim[2] * v->dim[3];
+        for (size_t i = 0; i < n; i++) free(v->slice_paths[i]);
+    }
+    free(v->slice_paths);
+    free(v->slice_sop_classes);
+    free(v->slice_positions);
+    free(v->slice_orientations);
     for (int i = 0; i < v->n_warnings; i++) free(v->warnings[i]);
     free(v->warnings);
     free(v);

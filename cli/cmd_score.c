@@ -1,0 +1,729 @@
+/* cmd_score.c - `aaclip score`: study folders in, per-series anomaly maps, scores and clinical
+ * objects out, with a summary. Built for PACS-side batch jobs: finished series are skipped, a
+ * series' results appear all at once (built in a temporary folder, then renamed), one failing
+ * series is recorded and the run goes on, SIGINT/SIGTERM stop after the current slice batch. */
+#define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "aaclip_outputs.h"
+#include "cli.h"
+#include "error.h"
+#include "fsutil.h"
+#include "progress.h"
+
+/* The one piece of process state: set by the signal handler, read between slice batches. */
+static volatile sig_atomic_t g_stop;
+static void on_signal(int sig) { g_stop = sig; }
+
+enum { F_SEG = 1, F_PMAP = 2, F_SR = 4, F_NIFTI = 8, F_NRRD = 16, F_SCENE = 32, F_PNG = 64, F_ALL = 127 };
+
+typedef struct score_opts {
+    model_opts mo;
+    const char *out_dir, *class_text, *series_filter;
+    aac_domain domain;
+    int domain_set, formats, batch_slices, json, quiet, force, all_slices;
+    aac_norm_params norm;
+    int n_thresholds;
+    double thresholds[AAC_MAX_THRESHOLDS];
+} score_opts;
+
+/* What one scored 3-D volume needs from the engine. */
+typedef struct engine {
+    aac_model *m;
+    aac_tokenizer *tok;
+    float T[2 * 4096];
+    int S, E, Np;
+    aac_vision_out v;
+    float *input, *map_s; /* [3 S S], [S S] */
+} engine;
+
+static void score_help(void) {
+    printf("usage: aaclip score PATH... -o OUTDIR [--model BUNDLE] [--class-text TEXT]\n"
+           "                    [--domain medical|industrial] [--window PRESET|C/W] [--threshold T]...\n"
+           "                    [--series-filter TEXT] [--threads N] [--batch-slices N]\n"
+           "                    [--formats seg,pmap,sr,nifti,nrrd,scene,png] [--all-slices] [--force]\n"
+           "                    [--json] [--quiet]\n"
+           "\n"
+           "Scores every image series found under PATH (study folders, folders of studies, DICOM\n"
+           "files, NIfTI/NRRD/MetaImage volumes). Results go to\n"
+           "OUTDIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/ with summary.json and\n"
+           "summary.csv in OUTDIR. A series whose results are complete is skipped (--force redoes\n"
+           "it). Exit status: 0 all series done, 1 some failed or the run was interrupted, 2 usage.\n"
+           "\n"
+           "  --class-text TEXT   class description in the prompts (default \"scan\")\n"
+           "  --domain D          medical (default) or industrial: map blur and image score rule\n"
+           "  --window W          CT window preset (brain, subdural, abdomen, liver, lung, bone) or\n"
+           "                      C/W in HU; default from the body part, else abdomen. Other\n"
+           "                      modalities use the 0.5/99.5 percentiles of each volume.\n"
+           "  --threshold T       probability threshold of a binary segment, in (0,1]; repeatable\n"
+           "                      (default 0.5)\n"
+           "  --series-filter S   only series whose UID, description or modality contains S\n"
+           "  --batch-slices N    slices between interruption checks and progress updates (8)\n"
+           "  --formats LIST      outputs to write (default all)\n"
+           "  --all-slices        score slices outside the body too (default: air-only slices\n"
+           "                      are skipped and reported)\n"
+           "  --force             redo series that already have complete results\n"
+           "  --json              log one JSON object per line on stderr\n"
+           "  --quiet             no progress output\n"
+           "\n");
+    model_opts_help();
+}
+
+static int parse_formats(const char *s, int *out) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    int f = 0;
+    for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+        if (!strcmp(tok, "seg")) f |= F_SEG;
+        else if (!strcmp(tok, "pmap")) f |= F_PMAP;
+        else if (!strcmp(tok, "sr")) f |= F_SR | F_SEG; /* the SR references the SEG */
+        else if (!strcmp(tok, "nifti")) f |= F_NIFTI;
+        else if (!strcmp(tok, "nrrd")) f |= F_NRRD;
+        else if (!strcmp(tok, "scene")) f |= F_SCENE | F_NRRD; /* the scene points at the NRRDs */
+        else if (!strcmp(tok, "png")) f |= F_PNG;
+        else if (!strcmp(tok, "all")) f |= F_ALL;
+        else {
+            fprintf(stderr, "aaclip score: unknown format '%s' (seg, pmap, sr, nifti, nrrd, scene, png)\n", tok);
+            return -1;
+        }
+    }
+    *out = f;
+    return 0;
+}
+
+static int parse_window(const char *s, aac_norm_params *np) {
+    char *end;
+    double c = strtod(s, &end);
+    if (end != s && *end == '/') {
+        double w = strtod(end + 1, &end);
+        if (*end || !(w > 0)) {
+            fprintf(stderr, "aaclip score: --window expects PRESET or C/W with W > 0, got '%s'\n", s);
+            return -1;
+        }
+        np->mode = AAC_NORM_WINDOW, np->center = c, np->width = w;
+        return 0;
+    }
+    double cc, ww;
+    aac_error err;
+    if (aac_window_preset(s, &cc, &ww, &err)) {
+        fprintf(stderr, "aaclip score: %s\n", err.message);
+        return -1;
+    }
+    np->mode = AAC_NORM_WINDOW, np->preset = s;
+    return 0;
+}
+
+static int parse_args(int argc, char **argv, score_opts *o, const char ***paths, int *n_paths) {
+    *paths = calloc((size_t)argc, sizeof **paths);
+    *n_paths = 0;
+    for (int i = 1; i < argc; i++) {
+        int r = model_opts_parse(&o->mo, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            score_help();
+            return 0;
+        } else if (!strcmp(a, "--json")) o->json = 1;
+        else if (!strcmp(a, "--quiet")) o->quiet = 1;
+        else if (!strcmp(a, "--force")) o->force = 1;
+        else if (!strcmp(a, "--all-slices")) o->all_slices = 1;
+        else if (a[0] == '-' && !v) {
+            fprintf(stderr, "aaclip score: %s needs a value (see --help)\n", a);
+            return 2;
+        } else if (!strcmp(a, "-o") || !strcmp(a, "--output")) o->out_dir = argv[++i];
+        else if (!strcmp(a, "--class-text")) o->class_text = argv[++i];
+        else if (!strcmp(a, "--series-filter")) o->series_filter = argv[++i];
+        else if (!strcmp(a, "--domain")) {
+            i++;
+            o->domain_set = 1;
+            if (!strcmp(v, "medical")) o->domain = AAC_DOMAIN_MEDICAL;
+            else if (!strcmp(v, "industrial")) o->domain = AAC_DOMAIN_INDUSTRIAL;
+            else return fprintf(stderr, "aaclip score: --domain expects medical or industrial\n"), 2;
+        } else if (!strcmp(a, "--window")) {
+            if (parse_window(argv[++i], &o->norm)) return 2;
+        } else if (!strcmp(a, "--threshold")) {
+            char *end;
+            double t = strtod(argv[++i], &end);
+            if (*end || !(t > 0 && t <= 1) || o->n_thresholds == AAC_MAX_THRESHOLDS) {
+                fprintf(stderr, "aaclip score: --threshold expects a value in (0,1] (at most %d), got '%s'\n",
+                        AAC_MAX_THRESHOLDS, argv[i]);
+                return 2;
+            }
+            o->thresholds[o->n_thresholds++] = t;
+        } else if (!strcmp(a, "--batch-slices")) {
+            if (parse_int(a, argv[++i], 1, 4096, &o->batch_slices)) return 2;
+        } else if (!strcmp(a, "--formats")) {
+            if (parse_formats(argv[++i], &o->formats)) return 2;
+        } else if (a[0] == '-') {
+            fprintf(stderr, "aaclip score: unknown option '%s' (see --help)\n", a);
+            return 2;
+        } else {
+            (*paths)[(*n_paths)++] = a;
+        }
+    }
+    if (!*n_paths || !o->out_dir) {
+        fprintf(stderr, "aaclip score: give at least one PATH and -o OUTDIR (see --help)\n");
+        return 2;
+    }
+    return -1; /* go on */
+}
+
+/* Log line: plain text, or one JSON object per line with --json. */
+static void log_event(const score_opts *o, const char *event, const char *series, const char *msg) {
+    if (o->json) {
+        json_t *j = json_pack("{s:s, s:s, s:s}", "event", event, "series", series ? series : "",
+                              "message", msg ? msg : "");
+        char *s = json_dumps(j, JSON_COMPACT);
+        if (s) fprintf(stderr, "%s\n", s);
+        free(s);
+        json_decref(j);
+    } else if (!o->quiet || !strcmp(event, "error")) {
+        fprintf(stderr, "aaclip: %s%s%s\n", series ? series : "", series ? ": " : "", msg ? msg : event);
+    }
+}
+
+/* Bilinear (half-pixel centres) resize of the S x S map to the slice's w x h. */
+static void map_to_slice(const float *src, int S, float *dst, int w, int h) {
+    const double sx = (double)S / w, sy = (double)S / h;
+    for (int r = 0; r < h; r++) {
+        double fy = (r + 0.5) * sy - 0.5;
+        if (fy < 0) fy = 0;
+        int y0 = (int)fy;
+        if (y0 > S - 1) y0 = S - 1;
+        const int y1 = y0 + 1 < S ? y0 + 1 : S - 1;
+        const float wy = (float)(fy - y0);
+        for (int c = 0; c < w; c++) {
+            double fx = (c + 0.5) * sx - 0.5;
+            if (fx < 0) fx = 0;
+            int x0 = (int)fx;
+            if (x0 > S - 1) x0 = S - 1;
+            const int x1 = x0 + 1 < S ? x0 + 1 : S - 1;
+            const float wx = (float)(fx - x0);
+            const float top = src[y0 * S + x0] * (1 - wx) + src[y0 * S + x1] * wx;
+            const float bot = src[y1 * S + x0] * (1 - wx) + src[y1 * S + x1] * wx;
+            dst[(size_t)r * w + c] = top * (1 - wy) + bot * wy;
+        }
+    }
+}
+
+/* Writes a slice back into the volume map at the place aac_volume_slice_u8 read it from. */
+static void place_slice(const aac_volume *v, int axis, int index, const float *slice, float *map) {
+    const size_t nx = (size_t)v->dim[0], ny = (size_t)v->dim[1], nz = (size_t)v->dim[2];
+    int w, h;
+    aac_volume_slice_size(v, axis, &w, &h);
+    for (int r = 0; r < h; r++)
+        for (int c = 0; c < w; c++) {
+            size_t x, y, z;
+            if (axis == 2) x = (size_t)c, y = (size_t)r, z = (size_t)index;
+            else if (axis == 1) x = (size_t)c, y = (size_t)index, z = nz - 1 - (size_t)r;
+            else x = (size_t)index, y = (size_t)c, z = nz - 1 - (size_t)r;
+            map[(z * ny + y) * nx + x] = slice[(size_t)r * w + c];
+        }
+}
+
+/* A slice is "outside the body" when almost nothing is above the display floor: cheap to
+ * test on the 8-bit slice the model would see, and safe (any tissue in the window counts). */
+static int air_only(const uint8_t *px, size_t n) {
+    size_t lit = 0;
+    for (size_t i = 0; i < n; i++) lit += px[i] > 16;
+    return lit * 200 < n; /* under 0.5 % of the pixels */
+}
+
+typedef struct series_row {
+    json_t *row; /* the summary row, also written as result.json in the series folder */
+} series_row;
+
+static void row_set_str(json_t *row, const char *k, const char *v) { json_object_set_new(row, k, json_string(v ? v : "")); }
+
+/* Scores 3-D volume t of v: fills map [nz ny nx] and the per-slice scores. Returns 1 when
+ * interrupted, -1 on engine error (message in err). */
+static int score_volume(engine *e, const score_opts *o, const aac_volume *v, int t, const aac_norm *norm,
+                        float *map, float *slice_scores, int *n_scored, int *n_skipped, progress *pg,
+                        int64_t *done, aac_error *err) {
+    const int axis = norm->axis, n = aac_volume_slice_count(v, axis);
+    int w, h;
+    aac_volume_slice_size(v, axis, &w, &h);
+    uint8_t *u8 = malloc((size_t)w * h);
+    float *slice = malloc(sizeof(float) * (size_t)w * h);
+    int rc = 0;
+    float min_scored = INFINITY;
+    unsigned char *skipped = calloc((size_t)n, 1);
+    if (!u8 || !slice || !skipped) {
+        rc = -1;
+        aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        if (g_stop && i % o->batch_slices == 0) {
+            rc = 1;
+            goto done;
+        }
+        if (aac_volume_slice_u8(v, norm, t, i, u8, err)) {
+            rc = -1;
+            goto done;
+        }
+        if (!o->all_slices && air_only(u8, (size_t)w * h)) {
+            skipped[i] = 1;
+            slice_scores[i] = NAN;
+            (*n_skipped)++;
+        } else {
+            float det;
+            if (aac_preprocess_grey(u8, w, h, e->S, e->input, err) ||
+                aac_encode_image(e->m, e->input, 1, &e->v, err) ||
+                aac_anomaly_maps(e->m, &e->v, e->T, o->domain, NULL, e->map_s, &det, err)) {
+                rc = -1;
+                goto done;
+            }
+            map_to_slice(e->map_s, e->S, slice, w, h);
+            float mx = -INFINITY, mn = INFINITY;
+            for (size_t k = 0; k < (size_t)w * h; k++) {
+                mx = slice[k] > mx ? slice[k] : mx;
+                mn = slice[k] < mn ? slice[k] : mn;
+            }
+            min_scored = mn < min_scored ? mn : min_scored;
+            /* the reference's image score: map maximum (medical), or its mean with the
+             * detection score (industrial) */
+            slice_scores[i] = o->domain == AAC_DOMAIN_INDUSTRIAL ? 0.5f * mx + 0.5f * det : mx;
+            place_slice(v, axis, i, slice, map);
+            (*n_scored)++;
+        }
+        (*done)++;
+        if (pg && (i + 1) % o->batch_slices == 0) progress_update(pg, *done, NULL);
+    }
+    /* slices not scored carry the lowest score seen, so they never look anomalous */
+    if (!isfinite(min_scored)) min_scored = 0;
+    for (int i = 0; i < n; i++) {
+        if (!skipped[i]) continue;
+        for (size_t k = 0; k < (size_t)w * h; k++) slice[k] = min_scored;
+        place_slice(v, axis, i, slice, map);
+    }
+done:
+    free(u8), free(slice), free(skipped);
+    return rc;
+}
+
+/* Writes the requested outputs of one scored volume into dir and lists them in files. */
+static aac_status write_outputs(const aac_results *r, const aac_output_params *op, const char *dir,
+                                int formats, int is_dicom, json_t *files, aac_error *err) {
+    char a[4200], b[4200];
+    aac_status s;
+#define ADD(name) json_array_append_new(files, json_string(name))
+    if (formats & (F_NIFTI | F_NRRD | F_SCENE)) {
+        if ((s = aac_write_images(r, dir, err))) return s;
+        ADD("anomaly_map.nii.gz"), ADD("label_map.nii.gz"), ADD("anomaly_map.nrrd"), ADD("label_map.nrrd");
+        ADD("input.nrrd");
+    }
+    if (formats & F_SCENE) {
+        if ((s = aac_write_scene(r, dir, err))) return s;
+        ADD("scene.mrml");
+    }
+    if (formats & F_PNG) {
+        snprintf(a, sizeof a, "%s/montage.png", dir);
+        if ((s = aac_write_png_montage(r, op, a, err))) return s;
+        ADD("montage.png");
+    }
+    if (is_dicom && (formats & (F_SEG | F_PMAP | F_SR))) {
+        snprintf(a, sizeof a, "%s/seg_probability.dcm", dir);
+        snprintf(b, sizeof b, "%s/seg_binary.dcm", dir);
+        if ((formats & F_SEG) && (s = aac_write_seg(r, op, a, b, err))) return s;
+        if (formats & F_SEG) ADD("seg_probability.dcm"), ADD("seg_binary.dcm");
+        if (formats & F_PMAP) {
+            snprintf(a, sizeof a, "%s/pmap.dcm", dir);
+            if ((s = aac_write_pmap(r, op, a, err))) return s;
+            ADD("pmap.dcm");
+        }
+        if (formats & F_SR) {
+            snprintf(a, sizeof a, "%s/sr.dcm", dir);
+            if ((s = aac_write_sr(r, op, b, a, err))) return s;
+            ADD("sr.dcm");
+        }
+    }
+#undef ADD
+    return AAC_OK;
+}
+
+/* Scores one series into dir (a fresh temporary folder). Returns 0 ok, 1 interrupted, -1 failed. */
+static int score_series(engine *e, const score_opts *o, const aac_scan *scan, int idx, const char *dir,
+                        json_t *row, progress *pg, int64_t *done, char *msg, size_t msg_cap) {
+    aac_error err = {0};
+    aac_volume *v = NULL;
+    double t0 = progress_now();
+    if (aac_scan_load(scan, idx, &v, &err)) {
+        snprintf(msg, msg_cap, "%s", err.message);
+        return -1;
+    }
+    double t_load = progress_now() - t0;
+    const size_t nvox = (size_t)v->dim[0] * v->dim[1] * v->dim[2];
+    float *map = malloc(sizeof(float) * nvox);
+    float *scores = NULL; /* per slice of the current 3-D volume */
+    int rc = 0, scored = 0, skipped = 0, top_slice = -1, n_regions = 0;
+    double series_score = -INFINITY, region_mm3 = 0, t_score = 0, t_write = 0;
+    json_t *files = json_array(), *volumes = json_array();
+    if (!map) {
+        snprintf(msg, msg_cap, "out of memory");
+        rc = -1;
+        goto done;
+    }
+    for (int t = 0; t < v->dim[3] && rc == 0; t++) {
+        aac_norm norm;
+        if (aac_volume_norm(v, t, &o->norm, &norm, &err)) {
+            snprintf(msg, msg_cap, "%s", err.message);
+            rc = -1;
+            break;
+        }
+        const int n = aac_volume_slice_count(v, norm.axis);
+        float *sl = realloc(scores, sizeof(float) * (size_t)(n > v->dim[2] ? n : v->dim[2]));
+        if (!sl) {
+            snprintf(msg, msg_cap, "out of memory");
+            rc = -1;
+            break;
+        }
+        scores = sl;
+        double ts = progress_now();
+        int r = score_volume(e, o, v, t, &norm, map, scores, &scored, &skipped, pg, done, &err);
+        t_score += progress_now() - ts;
+        if (r) {
+            if (r < 0) snprintf(msg, msg_cap, "%s", err.message);
+            rc = r;
+            break;
+        }
+        double vol_score = -INFINITY;
+        int vol_top = -1;
+        for (int i = 0; i < n; i++)
+            if (isfinite(scores[i]) && scores[i] > vol_score) vol_score = scores[i], vol_top = i;
+        if (vol_score > series_score) series_score = vol_score, top_slice = vol_top;
+
+        /* outputs of this 3-D volume: in dir itself for 3-D series, dir/volNNN for 4-D */
+        char vdir[4096];
+        if (v->dim[3] > 1) {
+            snprintf(vdir, sizeof vdir, "%.4000s/vol%03d", dir, t);
+            if (mkdir(vdir, 0755) && errno != EEXIST) {
+                snprintf(msg, msg_cap, "%.900s: %s", vdir, strerror(errno));
+                rc = -1;
+                break;
+            }
+        } else {
+            snprintf(vdir, sizeof vdir, "%.4000s", dir);
+        }
+        aac_results res = {.source = v, .t = t, .map = map, .series_score = vol_score,
+                           .slice_scores = norm.axis == 2 ? scores : NULL,
+                           .n_thresholds = o->n_thresholds};
+        memcpy(res.thresholds, o->thresholds, sizeof res.thresholds);
+        aac_output_params op = aac_output_default_params();
+        op.model_name = o->mo.bundle;
+        double tw = progress_now();
+        if (write_outputs(&res, &op, vdir, o->formats, v->slice_paths != NULL, files, &err)) {
+            snprintf(msg, msg_cap, "%s", err.message);
+            rc = -1;
+            break;
+        }
+        aac_region *regions = NULL;
+        int nr = 0;
+        if (!aac_regions(&res, 1, op.connectivity, &regions, &nr, &err)) {
+            n_regions += nr;
+            for (int k = 0; k < nr; k++) region_mm3 += regions[k].volume_mm3;
+            free(regions);
+        }
+        t_write += progress_now() - tw;
+        json_array_append_new(volumes, json_pack("{s:i, s:s, s:f, s:i}", "t", t, "normalisation",
+                                                 norm.method, "score", vol_score, "top_slice", vol_top));
+    }
+done:
+    json_object_set_new(row, "slices_scored", json_integer(scored));
+    json_object_set_new(row, "slices_skipped_air", json_integer(skipped));
+    json_object_set_new(row, "series_score", isfinite(series_score) ? json_real(series_score) : json_null());
+    row_set_str(row, "series_score_definition",
+                o->domain == AAC_DOMAIN_INDUSTRIAL
+                    ? "max over slices of 0.5 * max(anomaly map) + 0.5 * detection score (raw, not set-normalised)"
+                    : "max over slices of max(anomaly map) (raw, not set-normalised)");
+    json_object_set_new(row, "top_slice", json_integer(top_slice));
+    json_object_set_new(row, "regions", json_integer(n_regions));
+    json_object_set_new(row, "regions_volume_mm3", json_real(region_mm3));
+    json_object_set_new(row, "volumes", volumes);
+    json_object_set_new(row, "files", files);
+    json_object_set_new(row, "seconds", json_pack("{s:f, s:f, s:f}", "load", t_load, "score", t_score,
+                                                  "write", t_write));
+    if (v) {
+        json_object_set_new(row, "dims", json_pack("[i,i,i,i]", v->dim[0], v->dim[1], v->dim[2], v->dim[3]));
+        json_t *warn = json_array();
+        for (int k = 0; k < v->n_warnings; k++) json_array_append_new(warn, json_string(v->warnings[k]));
+        json_object_set_new(row, "warnings", warn);
+    }
+    free(map), free(scores);
+    aac_volume_free(v);
+    return rc;
+}
+
+/* OUTDIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>[_partK], sanitised. Volume files
+ * have no UIDs: they go to OUTDIR/volumes/<file name>. */
+static void series_dir(const score_opts *o, const aac_series_info *si, char *out, size_t cap) {
+    char pat[80], study[80], ser[200];
+    if (si->series_uid[0] && si->study_uid[0]) {
+        fs_sanitize(si->patient_id[0] ? si->patient_id : "unknown", pat, sizeof pat);
+        fs_sanitize(si->study_uid, study, sizeof study);
+        fs_sanitize(si->series_uid, ser, sizeof ser);
+        if (si->part > 0) {
+            size_t n = strlen(ser);
+            snprintf(ser + n, sizeof ser - n, "_part%d", si->part);
+        }
+        snprintf(out, cap, "%s/%s/%s/%s", o->out_dir, pat, study, ser);
+    } else {
+        const char *base = strrchr(si->first_file, '/');
+        fs_sanitize(base ? base + 1 : si->first_file, ser, sizeof ser);
+        snprintf(out, cap, "%s/volumes/%s", o->out_dir, ser);
+    }
+}
+
+static int matches_filter(const score_opts *o, const aac_series_info *si) {
+    if (!o->series_filter) return 1;
+    return strstr(si->series_uid, o->series_filter) || strstr(si->series_description, o->series_filter) ||
+           strstr(si->modality, o->series_filter) || strstr(si->first_file, o->series_filter);
+}
+
+/* Removes what a killed run left: <dir>.tmp.<pid> folders never renamed into place. */
+static void remove_stale_tmp(const char *dir) {
+    char parent[4096], prefix[512];
+    snprintf(parent, sizeof parent, "%s", dir);
+    char *slash = strrchr(parent, '/');
+    if (!slash) return;
+    *slash = '\0';
+    snprintf(prefix, sizeof prefix, "%s.tmp.", slash + 1);
+    DIR *d = opendir(parent);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (strncmp(de->d_name, prefix, strlen(prefix))) continue;
+        char p[4700];
+        snprintf(p, sizeof p, "%s/%s", parent, de->d_name);
+        fs_remove_tree(p);
+    }
+    closedir(d);
+}
+
+static const char *csv_cols[] = {"status", "patient_id", "study_uid", "series_uid", "modality",
+                                 "description", "slices_scored", "slices_skipped_air", "series_score",
+                                 "top_slice", "regions", "regions_volume_mm3", "output_dir", "error"};
+
+static void csv_field(FILE *f, json_t *v) {
+    if (json_is_string(v)) {
+        fputc('"', f);
+        for (const char *p = json_string_value(v); *p; p++) {
+            if (*p == '"') fputc('"', f);
+            fputc(*p == '\n' ? ' ' : *p, f);
+        }
+        fputc('"', f);
+    } else if (json_is_integer(v)) {
+        fprintf(f, "%lld", (long long)json_integer_value(v));
+    } else if (json_is_real(v)) {
+        fprintf(f, "%.6g", json_real_value(v));
+    }
+}
+
+/* summary.json and summary.csv, both atomically. */
+static int write_summary(const score_opts *o, json_t *summary) {
+    char path[4200];
+    char *js = json_dumps(summary, JSON_INDENT(2));
+    snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
+    int rc = js ? fs_write_atomic(path, js, strlen(js)) : -1;
+    free(js);
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) return -1;
+    const size_t nc = sizeof csv_cols / sizeof csv_cols[0];
+    for (size_t c = 0; c < nc; c++) fprintf(f, "%s%s", c ? "," : "", csv_cols[c]);
+    fprintf(f, ",load_s,score_s,write_s\n");
+    json_t *rows = json_object_get(summary, "series"), *row;
+    size_t i;
+    json_array_foreach(rows, i, row) {
+        for (size_t c = 0; c < nc; c++) {
+            if (c) fputc(',', f);
+            csv_field(f, json_object_get(row, csv_cols[c]));
+        }
+        json_t *sec = json_object_get(row, "seconds");
+        fprintf(f, ",%.3f,%.3f,%.3f\n", json_real_value(json_object_get(sec, "load")),
+                json_real_value(json_object_get(sec, "score")), json_real_value(json_object_get(sec, "write")));
+    }
+    fclose(f);
+    snprintf(path, sizeof path, "%s/summary.csv", o->out_dir);
+    if (fs_write_atomic(path, buf, len)) rc = -1;
+    free(buf);
+    return rc;
+}
+
+static int open_engine(engine *e, score_opts *o) {
+    if (model_opts_open(&o->mo, &e->m, &e->tok)) return -1;
+    const aac_config *c = aac_model_config(e->m);
+    e->S = c->img, e->E = c->embed_dim, e->Np = aac_model_grid(e->m) * aac_model_grid(e->m);
+    aac_error err = {0};
+    if (e->E > 4096 || aac_text_anchors(e->m, e->tok, o->class_text, 1, e->T, &err)) {
+        fprintf(stderr, "aaclip score: anchors for \"%s\": %s\n", o->class_text, err.message);
+        return -1;
+    }
+    for (int k = 0; k < c->n_levels; k++)
+        if (!(e->v.seg_tokens[k] = malloc(sizeof(float) * (size_t)e->Np * e->E))) return -1;
+    e->v.det_token = malloc(sizeof(float) * (size_t)e->E);
+    e->input = malloc(sizeof(float) * 3 * (size_t)e->S * e->S);
+    e->map_s = malloc(sizeof(float) * (size_t)e->S * e->S);
+    return e->v.det_token && e->input && e->map_s ? 0 : -1;
+}
+
+static void close_engine(engine *e) {
+    for (int k = 0; k < AAC_MAX_LEVELS; k++) free(e->v.seg_tokens[k]);
+    free(e->v.det_token), free(e->input), free(e->map_s);
+    aac_tokenizer_free(e->tok);
+    aac_model_free(e->m);
+}
+
+int cmd_score(int argc, char **argv) {
+    score_opts o = {.mo = {.params = aac_model_default_params()}, .class_text = "scan",
+                    .formats = F_ALL, .batch_slices = 8, .norm = aac_norm_default_params()};
+    const char **paths;
+    int n_paths;
+    int r = parse_args(argc, argv, &o, &paths, &n_paths);
+    if (r >= 0) {
+        free(paths);
+        return r;
+    }
+    if (!o.mo.bundle && !o.mo.clip && fs_exists(AACLIP_DEMO_MODEL)) o.mo.bundle = AACLIP_DEMO_MODEL;
+    if (model_opts_check(&o.mo, "score", 1)) {
+        free(paths);
+        return 2;
+    }
+    set_threads(o.mo.params.n_threads);
+    if (fs_mkdirs(o.out_dir)) {
+        fprintf(stderr, "aaclip score: cannot create %s: %s\n", o.out_dir, strerror(errno));
+        free(paths);
+        return 1;
+    }
+
+    engine e = {0};
+    aac_scan *scan = NULL;
+    aac_error err = {0};
+    int exit_code = 0;
+    if (open_engine(&e, &o)) {
+        close_engine(&e);
+        free(paths);
+        return 1;
+    }
+    if (aac_scan_paths(paths, n_paths, &scan, &err)) {
+        fprintf(stderr, "aaclip score: %s\n", err.message);
+        close_engine(&e);
+        free(paths);
+        return 1;
+    }
+    struct sigaction sa = {.sa_handler = on_signal};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    json_t *summary = json_pack("{s:s, s:s, s:s, s:s}", "aaclip_version", aac_version(), "model",
+                                o.mo.bundle ? o.mo.bundle : o.mo.clip, "class_text", o.class_text, "domain",
+                                o.domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
+    json_t *rows = json_array(), *notes = json_array();
+    json_object_set_new(summary, "series", rows);
+    for (int i = 0; i < aac_scan_note_count(scan); i++) {
+        aac_note_level lv;
+        const char *n = aac_scan_note(scan, i, &lv);
+        json_array_append_new(notes, json_pack("{s:s, s:s}", "level", lv == AAC_NOTE_WARNING ? "warning" : "skipped",
+                                               "note", n));
+        if (lv == AAC_NOTE_WARNING) log_event(&o, "warning", NULL, n);
+    }
+    json_object_set_new(summary, "skipped_files", notes);
+
+    const int ns = aac_scan_series_count(scan);
+    int64_t total = 0, done = 0;
+    for (int i = 0; i < ns; i++) {
+        const aac_series_info *si = aac_scan_series(scan, i);
+        if (matches_filter(&o, si)) total += (int64_t)si->dim[2] * si->dim[3];
+    }
+    progress pg;
+    progress *pgp = o.quiet || o.json ? NULL : &pg;
+    if (pgp) progress_start(pgp, "score", total);
+
+    int n_ok = 0, n_failed = 0, n_skipped = 0;
+    for (int i = 0; i < ns && !g_stop; i++) {
+        const aac_series_info *si = aac_scan_series(scan, i);
+        if (!matches_filter(&o, si)) continue;
+        char dir[4096], tmp[4200], marker[4200], msg[1024] = "";
+        series_dir(&o, si, dir, sizeof dir);
+        snprintf(marker, sizeof marker, "%.4000s/result.json", dir);
+        json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "patient_id", si->patient_id,
+                                "study_uid", si->study_uid, "series_uid", si->series_uid, "modality",
+                                si->modality, "description", si->series_description, "source",
+                                si->first_file, "output_dir", dir);
+        if (!o.force && fs_exists(marker)) {
+            /* complete results from an earlier run: keep them, report them */
+            json_t *old = json_load_file(marker, 0, NULL);
+            if (old) json_object_update(row, old), json_decref(old);
+            row_set_str(row, "status", "skipped (already done)");
+            json_array_append_new(rows, row);
+            n_skipped++;
+            done += (int64_t)si->dim[2] * si->dim[3];
+            log_event(&o, "skip", si->series_uid[0] ? si->series_uid : si->first_file, "already done");
+            continue;
+        }
+        remove_stale_tmp(dir);
+        snprintf(tmp, sizeof tmp, "%.4000s.tmp.%ld", dir, (long)getpid());
+        if (fs_mkdirs(tmp)) {
+            snprintf(msg, sizeof msg, "%.900s: %s", tmp, strerror(errno));
+            r = -1;
+        } else {
+            json_object_set_new(row, "series_index", json_integer(i));
+            r = score_series(&e, &o, scan, i, tmp, row, pgp, &done, msg, sizeof msg);
+        }
+        if (r == 0) {
+            row_set_str(row, "status", "done");
+            row_set_str(row, "error", "");
+            char *js = json_dumps(row, JSON_INDENT(2));
+            char old[4300];
+            snprintf(marker, sizeof marker, "%.4100s/result.json", tmp);
+            snprintf(old, sizeof old, "%.4000s.old.%ld", dir, (long)getpid());
+            /* result.json goes in last; then the whole folder appears under its final name */
+            if (!js || fs_write_atomic(marker, js, strlen(js)) ||
+                (fs_exists(dir) && rename(dir, old)) || rename(tmp, dir)) {
+                snprintf(msg, sizeof msg, "%.900s: cannot move results into place: %s", dir, strerror(errno));
+                r = -1;
+            }
+            fs_remove_tree(old);
+            free(js);
+        }
+        if (r != 0) {
+            fs_remove_tree(tmp);
+            row_set_str(row, "status", r > 0 ? "interrupted" : "failed");
+            row_set_str(row, "error", r > 0 ? "interrupted by a signal; no results written" : msg);
+        }
+        const char *name = si->series_uid[0] ? si->series_uid : si->first_file;
+        if (r == 0) n_ok++, log_event(&o, "done", name, dir);
+        else if (r < 0) n_failed++, log_event(&o, "error", name, msg);
+        json_array_append_new(rows, row);
+        if (pgp) progress_update(pgp, done, NULL);
+        if (write_summary(&o, summary)) log_event(&o, "error", NULL, "cannot write summary.json/summary.csv");
+    }
+    if (pgp) progress_finish(pgp, NULL);
+    json_object_set_new(summary, "counts", json_pack("{s:i, s:i, s:i, s:b}", "done", n_ok, "failed", n_failed,
+                                                     "skipped", n_skipped, "interrupted", g_stop != 0));
+    if (write_summary(&o, summary)) {
+        fprintf(stderr, "aaclip score: cannot write the summary in %s\n", o.out_dir);
+        exit_code = 1;
+    }
+    if (!o.quiet)
+        fprintf(stderr, "aaclip: %d series scored, %d skipped (already done), %d failed%s; summary: %s/summary.json\n",
+                n_ok, n_skipped, n_failed, g_stop ? ", interrupted" : "", o.out_dir);
+    if (n_failed || g_stop) exit_code = 1;
+    json_decref(summary);
+    aac_scan_free(scan);
+    close_engine(&e);
+    free(paths);
+    return exit_code;
+}
