@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "aaclip_outputs.h"
+#include "anchor_cache.h"
 #include "cli.h"
 #include "error.h"
 #include "fsutil.h"
@@ -427,6 +428,13 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
             rc = -1;
             break;
         }
+        if (!v->slice_paths && (o->formats & (F_SEG | F_PMAP | F_SR)) && t == 0) {
+            char note[1200];
+            snprintf(note, sizeof note, "DICOM objects (SEG, Parametric Map, SR) need DICOM input; %.1000s is a volume file",
+                     v->source);
+            json_object_set_new(row, "note", json_string(note));
+            log_event(o, "note", NULL, note);
+        }
         aac_region *regions = NULL;
         int nr = 0;
         if (!aac_regions(&res, 1, op.connectivity, &regions, &nr, &err)) {
@@ -566,10 +574,22 @@ static int open_engine(engine *e, score_opts *o) {
     const aac_config *c = aac_model_config(e->m);
     e->S = c->img, e->E = c->embed_dim, e->Np = aac_model_grid(e->m) * aac_model_grid(e->m);
     aac_error err = {0};
-    if (e->E > 4096 || aac_text_anchors(e->m, e->tok, o->class_text, 1, e->T, &err)) {
+    /* what identifies the model for the anchor cache: its weight files */
+    char f1[4200], f2[4200];
+    const char *files[2] = {f1, f2};
+    if (o->mo.bundle) {
+        snprintf(f1, sizeof f1, "%s/clip.safetensors", o->mo.bundle);
+        snprintf(f2, sizeof f2, "%s/adapters.safetensors", o->mo.bundle);
+    } else {
+        snprintf(f1, sizeof f1, "%s", o->mo.clip);
+        snprintf(f2, sizeof f2, "%s", o->mo.adapters);
+    }
+    int cached = 0;
+    if (e->E > 4096 || anchors_cached(e->m, e->tok, files, 2, o->class_text, e->T, &cached, &err)) {
         fprintf(stderr, "aaclip score: anchors for \"%s\": %s\n", o->class_text, err.message);
         return -1;
     }
+    log_event(o, "anchors", NULL, cached ? "text anchors from the cache" : "text anchors computed");
     for (int k = 0; k < c->n_levels; k++)
         if (!(e->v.seg_tokens[k] = malloc(sizeof(float) * (size_t)e->Np * e->E))) return -1;
     e->v.det_token = malloc(sizeof(float) * (size_t)e->E);

@@ -4,6 +4,7 @@
 
 #include "cli.h"
 #include "cmd_ingest.h"
+#include "cmd_sample.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -19,6 +20,8 @@ static void usage(FILE *f) {
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
             "  convert DICOM series / NIfTI volumes to NIfTI (same values and affine as dcm2niix)\n"
             "  info    list the image series in files and folders (text or --json)\n"
+            "  make-sample-study  write the synthetic CT study with planted lesions\n"
+            "          (testdata/sample-study)\n"
             "  model   import published weights (Hugging Face, OpenAI .pt, AA-CLIP checkpoints)\n"
             "          into a model bundle; show a bundle (model import | model info)\n"
             "\n"
@@ -44,6 +47,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "make-sample-study")) return cmd_make_sample_study(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     fprintf(stderr, "aaclip: unknown command '%s'\n\n", cmd);

@@ -198,7 +198,7 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
         ot_put(&file, pre, sizeof pre);
         ot_put(&file, meta.p, meta.n);
         ot_put(&file, ds.p, ds.n);
-        snprintf(path, sizeof path, "%s/ct_%03d.dcm", dir, k);
+        snprintf(path, sizeof path, "%.4000s/ct_%03d.dcm", dir, k);
         FILE *f = fopen(path, "wb");
         CHECK(f && fwrite(file.p, 1, file.n, f) == file.n, "cannot write %s", path);
         if (f) fclose(f);

@@ -177,7 +177,7 @@ static void run_dicom(const ot_case *c) {
     p.montage_slices = 4;
     p.montage_columns = 2;
     char name[64], note[512], png[4096];
-    snprintf(name, sizeof name, "all_%s", c->name);
+    snprintf(name, sizeof name, "all_%.50s", c->name);
     const char *out = dt_scratch(name);
     aac_error e = {0};
     CHECK_OK(aac_write_outputs(&r, &p, out, note, sizeof note, &e), &e);

@@ -1,0 +1,345 @@
+// ct_write.cpp - a volume as a CT Image Storage series (one file per slice) through DCMTK, with
+// deterministic UIDs, fixed dates and a fixed File Meta header, so that the same volume and
+// parameters give byte-identical files (the sample study in testdata/ is checked that way).
+#include "dcm_out.h"
+
+#include <dirent.h>
+#include <sys/stat.h>
+
+#include <cctype>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "aaclip_synth.h"
+
+namespace {
+
+using dcmout::ds;
+
+// Written into the File Meta header instead of DCMTK's own values, which change with the DCMTK
+// release and would make a regenerated series differ from the shipped one. The class UID is
+// aaclip's fixed UID (as the Device Observer UID); the version names this writer's layout.
+const char kImplementationVersion[] = "AACLIP_SYNTH_1";
+
+constexpr double kIntercept = -1024.0;  // stored = HU + 1024: air near 0, as CT scanners store it
+constexpr double kMinHU = -1024.0, kMaxHU = 3071.0;
+
+// FNV-1a over the bytes with a given basis, then a splitmix64 finaliser for avalanche.
+uint64_t hash64(const std::string &s, uint64_t h) {
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001B3ull;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    return h ^ (h >> 31);
+}
+
+struct Tags {
+    DcmItem &d;
+    OFCondition c = EC_Normal;
+    const char *bad = nullptr;  // the attribute that failed
+    void put(const DcmTagKey &tag, const char *value, const char *name) {
+        if (c.good() && (c = d.putAndInsertString(tag, value ? value : "")).bad()) bad = name;
+    }
+    void put(const DcmTagKey &tag, const OFString &value, const char *name) { put(tag, value.c_str(), name); }
+    void put16(const DcmTagKey &tag, Uint16 value, const char *name) {
+        if (c.good() && (c = d.putAndInsertUint16(tag, value)).bad()) bad = name;
+    }
+};
+
+bool right_handed_orthonormal(const double *D) {
+    // Columns are the axes: D[r * 3 + c].
+    auto col = [&](int c, int r) { return D[r * 3 + c]; };
+    for (int a = 0; a < 3; a++)
+        for (int b = 0; b < 3; b++) {
+            double dot = 0;
+            for (int r = 0; r < 3; r++) dot += col(a, r) * col(b, r);
+            if (std::fabs(dot - (a == b ? 1.0 : 0.0)) > 1e-6) return false;
+        }
+    const double cross[3] = {col(0, 1) * col(1, 2) - col(0, 2) * col(1, 1),
+                             col(0, 2) * col(1, 0) - col(0, 0) * col(1, 2),
+                             col(0, 0) * col(1, 1) - col(0, 1) * col(1, 0)};
+    double dot = 0;
+    for (int r = 0; r < 3; r++) dot += cross[r] * col(2, r);
+    return dot > 0.999999;
+}
+
+aac_status check(const aac_volume *v, const char *dir, aac_error *err) {
+    if (!v || !v->voxels || !dir || !dir[0])
+        return aac_fail(err, AAC_ERR_ARG, "aac_write_ct_series: no volume or folder");
+    if (v->dim[0] < 1 || v->dim[1] < 1 || v->dim[2] < 1 || v->dim[3] != 1)
+        return aac_fail(err, AAC_ERR_ARG, "%s: %s: a CT series needs one 3-D volume (dim %d x %d x %d x %d)", dir,
+                        v->source, v->dim[0], v->dim[1], v->dim[2], v->dim[3]);
+    if (v->dim[0] > 65535 || v->dim[1] > 65535 || v->dim[2] > 9999)
+        return aac_fail(err, AAC_ERR_ARG, "%s: %s: %d x %d x %d does not fit rows/columns or IM0001..IM9999", dir,
+                        v->source, v->dim[0], v->dim[1], v->dim[2]);
+    for (int a = 0; a < 3; a++)
+        if (!(v->spacing[a] > 0 && std::isfinite(v->spacing[a])))
+            return aac_fail(err, AAC_ERR_ARG, "%s: %s: spacing %g along axis %d", dir, v->source, v->spacing[a], a);
+    if (!right_handed_orthonormal(v->direction))
+        return aac_fail(err, AAC_ERR_ARG,
+                        "%s: %s: direction is not orthonormal and right-handed (the slice axis must be row x column)",
+                        dir, v->source);
+    return AAC_OK;
+}
+
+// Makes dir (one level) and refuses IMnnnn.dcm files beyond this series.
+aac_status prepare_dir(const char *dir, int n_slices, aac_error *err) {
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return aac_fail(err, AAC_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
+    DIR *d = opendir(dir);
+    if (!d) return aac_fail(err, AAC_ERR_IO, "%s: cannot open the folder: %s", dir, strerror(errno));
+    aac_status st = AAC_OK;
+    while (const dirent *e = readdir(d)) {
+        const char *n = e->d_name;
+        const bool ours = strlen(n) == 10 && !strncmp(n, "IM", 2) && !strcmp(n + 6, ".dcm") &&
+                          isdigit((unsigned char)n[2]) && isdigit((unsigned char)n[3]) &&
+                          isdigit((unsigned char)n[4]) && isdigit((unsigned char)n[5]);
+        if (ours && atoi(n + 2) > n_slices) {
+            st = aac_fail(err, AAC_ERR_ARG,
+                          "%s: holds %s from a longer series, which would join this one; use an empty folder", dir,
+                          e->d_name);
+            break;
+        }
+    }
+    closedir(d);
+    return st;
+}
+
+// The File Meta header, complete, so that DCMTK writes it unchanged (its own defaults name the
+// DCMTK release, which would make a regenerated series differ from the shipped one).
+aac_status set_meta(DcmFileFormat &ff, const char *sop_instance, const char *path, aac_error *err) {
+    DcmMetaInfo *m = ff.getMetaInfo();
+    m->clear();
+    const Uint8 version[2] = {0, 1};
+    OFCondition c = m->putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2);
+    if (c.good()) c = m->putAndInsertString(DCM_MediaStorageSOPClassUID, UID_CTImageStorage);
+    if (c.good()) c = m->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop_instance);
+    if (c.good()) c = m->putAndInsertString(DCM_TransferSyntaxUID, UID_LittleEndianExplicitTransferSyntax);
+    if (c.good()) c = m->putAndInsertString(DCM_ImplementationClassUID, AAC_DEVICE_UID);
+    if (c.good()) c = m->putAndInsertString(DCM_ImplementationVersionName, kImplementationVersion);
+    Uint32 length = 0;  // (0002,0000): bytes of the meta elements after it, always explicit VR LE
+    for (unsigned long i = 0; c.good() && i < m->card(); i++)
+        length += m->getElement(i)->calcElementLength(EXS_LittleEndianExplicit, EET_ExplicitLength);
+    if (c.good()) c = m->putAndInsertUint32(DCM_FileMetaInformationGroupLength, length);
+    if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot build the File Meta header (%s)", path, c.text());
+    return AAC_OK;
+}
+
+// Saves ff to a temporary file beside path and renames it; the meta header as set_meta left it.
+aac_status save(DcmFileFormat &ff, const char *path, aac_error *err) {
+    char tmp[4096];
+    aac_status st = out_tmp_path(path, tmp, sizeof tmp, err);
+    if (st != AAC_OK) return st;
+    OFCondition c = ff.saveFile(tmp, EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
+                                EWM_dontUpdateMeta);
+    if (c.bad()) {
+        out_discard(tmp);
+        return aac_fail(err, AAC_ERR_IO, "%s: cannot write (%s)", path, c.text());
+    }
+    return out_commit(tmp, path, err);
+}
+
+// DS text: whole numbers as integers ("120", not the "1.2e+02" of the shortest form).
+OFString dsn(double v) {
+    if (v == std::floor(v) && std::fabs(v) < 1e15) {
+        char b[32];
+        snprintf(b, sizeof b, "%lld", (long long)v);
+        return OFString(b);
+    }
+    return ds(v);
+}
+
+struct Series {
+    const aac_volume *v;
+    const aac_ct_params *p;
+    char study[AAC_UID_LEN], series[AAC_UID_LEN], frame_of_ref[AAC_UID_LEN];
+};
+
+// Every module of the CT Image IOD (PS3.3 A.3) that applies, for slice k.
+aac_status fill(const Series &s, int k, DcmDataset &d, const char *path, aac_error *err) {
+    const aac_volume *v = s.v;
+    const aac_ct_params *p = s.p;
+    const int X = v->dim[0], Y = v->dim[1];
+    const double *D = v->direction;  // row-major, columns are the axes
+    double pos[3];
+    for (int r = 0; r < 3; r++) pos[r] = v->origin[r] + D[r * 3 + 2] * v->spacing[2] * k;
+    char uid[AAC_UID_LEN], number[16], series_number[16];
+    aac_synth_uid(p->uid_seed, "instance", k, uid);
+    snprintf(number, sizeof number, "%d", k + 1);
+    snprintf(series_number, sizeof series_number, "%d", p->series_number);
+
+    Tags t{d};
+    // SOP Common
+    t.put(DCM_SOPClassUID, UID_CTImageStorage, "SOPClassUID");
+    t.put(DCM_SOPInstanceUID, uid, "SOPInstanceUID");
+    t.put(DCM_InstanceCreationDate, p->study_date, "InstanceCreationDate");
+    t.put(DCM_InstanceCreationTime, p->study_time, "InstanceCreationTime");
+    // Patient
+    t.put(DCM_PatientName, p->patient_name, "PatientName");
+    t.put(DCM_PatientID, p->patient_id, "PatientID");
+    t.put(DCM_PatientBirthDate, p->patient_birth_date, "PatientBirthDate");
+    t.put(DCM_PatientSex, p->patient_sex, "PatientSex");
+    // General Study
+    t.put(DCM_StudyInstanceUID, s.study, "StudyInstanceUID");
+    t.put(DCM_StudyDate, p->study_date, "StudyDate");
+    t.put(DCM_StudyTime, p->study_time, "StudyTime");
+    t.put(DCM_ReferringPhysicianName, "", "ReferringPhysicianName");
+    t.put(DCM_StudyID, p->study_id, "StudyID");
+    t.put(DCM_AccessionNumber, p->accession_number, "AccessionNumber");
+    t.put(DCM_StudyDescription, p->study_description, "StudyDescription");
+    // General Series
+    t.put(DCM_Modality, "CT", "Modality");
+    t.put(DCM_SeriesInstanceUID, s.series, "SeriesInstanceUID");
+    t.put(DCM_SeriesNumber, series_number, "SeriesNumber");
+    t.put(DCM_SeriesDate, p->study_date, "SeriesDate");
+    t.put(DCM_SeriesTime, p->study_time, "SeriesTime");
+    t.put(DCM_SeriesDescription, p->series_description, "SeriesDescription");
+    t.put(DCM_BodyPartExamined, p->body_part, "BodyPartExamined");
+    t.put(DCM_PatientPosition, "HFS", "PatientPosition");
+    // Frame of Reference
+    t.put(DCM_FrameOfReferenceUID, s.frame_of_ref, "FrameOfReferenceUID");
+    t.put(DCM_PositionReferenceIndicator, "", "PositionReferenceIndicator");
+    // General Equipment
+    t.put(DCM_Manufacturer, "aaclip synthetic", "Manufacturer");
+    t.put(DCM_ManufacturerModelName, "aaclip make-sample-study", "ManufacturerModelName");
+    t.put(DCM_SoftwareVersions, kImplementationVersion, "SoftwareVersions");
+    // General Acquisition, General Image
+    t.put(DCM_AcquisitionNumber, "1", "AcquisitionNumber");
+    t.put(DCM_AcquisitionDate, p->study_date, "AcquisitionDate");
+    t.put(DCM_AcquisitionTime, p->study_time, "AcquisitionTime");
+    t.put(DCM_InstanceNumber, number, "InstanceNumber");
+    t.put(DCM_ContentDate, p->study_date, "ContentDate");
+    t.put(DCM_ContentTime, p->study_time, "ContentTime");
+    t.put(DCM_ImageType, "DERIVED\\SECONDARY\\AXIAL", "ImageType");
+    t.put(DCM_DerivationDescription, "Synthetic phantom computed by aaclip; not patient data", "DerivationDescription");
+    t.put(DCM_ImageComments, "Synthetic abdominal CT phantom with planted lesions (aaclip make-sample-study)",
+          "ImageComments");
+    t.put(DCM_BurnedInAnnotation, "NO", "BurnedInAnnotation");
+    t.put(DCM_LossyImageCompression, "00", "LossyImageCompression");
+    // Image Plane: PixelSpacing is (row spacing, column spacing) = (y, x).
+    t.put(DCM_PixelSpacing, dsn(v->spacing[1]) + "\\" + dsn(v->spacing[0]), "PixelSpacing");
+    t.put(DCM_ImageOrientationPatient,
+          dsn(D[0]) + "\\" + dsn(D[3]) + "\\" + dsn(D[6]) + "\\" + dsn(D[1]) + "\\" + dsn(D[4]) + "\\" + dsn(D[7]),
+          "ImageOrientationPatient");
+    t.put(DCM_ImagePositionPatient, dsn(pos[0]) + "\\" + dsn(pos[1]) + "\\" + dsn(pos[2]), "ImagePositionPatient");
+    t.put(DCM_SliceThickness, dsn(v->slice_thickness > 0 ? v->slice_thickness : v->spacing[2]), "SliceThickness");
+    t.put(DCM_SpacingBetweenSlices, dsn(v->spacing[2]), "SpacingBetweenSlices");
+    t.put(DCM_SliceLocation, dsn(pos[0] * D[2] + pos[1] * D[5] + pos[2] * D[8]), "SliceLocation");
+    // Image Pixel, CT Image
+    t.put16(DCM_SamplesPerPixel, 1, "SamplesPerPixel");
+    t.put(DCM_PhotometricInterpretation, "MONOCHROME2", "PhotometricInterpretation");
+    t.put16(DCM_Rows, (Uint16)Y, "Rows");
+    t.put16(DCM_Columns, (Uint16)X, "Columns");
+    t.put16(DCM_BitsAllocated, 16, "BitsAllocated");
+    t.put16(DCM_BitsStored, 16, "BitsStored");
+    t.put16(DCM_HighBit, 15, "HighBit");
+    t.put16(DCM_PixelRepresentation, 1, "PixelRepresentation");
+    t.put(DCM_RescaleIntercept, dsn(kIntercept), "RescaleIntercept");
+    t.put(DCM_RescaleSlope, "1", "RescaleSlope");
+    t.put(DCM_RescaleType, "HU", "RescaleType");
+    t.put(DCM_KVP, dsn(p->kvp), "KVP");
+    t.put(DCM_ReconstructionDiameter, dsn(X * v->spacing[0]), "ReconstructionDiameter");
+    // VOI LUT
+    t.put(DCM_WindowCenter, dsn(p->window_center), "WindowCenter");
+    t.put(DCM_WindowWidth, dsn(p->window_width), "WindowWidth");
+    t.put(DCM_WindowCenterWidthExplanation, p->body_part, "WindowCenterWidthExplanation");
+    if (t.c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot set %s (%s)", path, t.bad, t.c.text());
+
+    const size_t plane = (size_t)X * Y;
+    std::vector<Uint16> px(plane);
+    const float *src = v->voxels + (size_t)k * plane;
+    for (size_t i = 0; i < plane; i++) {
+        double hu = std::isnan(src[i]) ? kMinHU : std::floor((double)src[i] + 0.5);
+        hu = hu < kMinHU ? kMinHU : hu > kMaxHU ? kMaxHU : hu;
+        px[i] = (Uint16)(Sint16)(hu - kIntercept);  // signed 16-bit samples (PixelRepresentation 1)
+    }
+    OFCondition c = d.putAndInsertUint16Array(DCM_PixelData, px.data(), (unsigned long)plane);
+    if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot set the pixel data (%s)", path, c.text());
+    return AAC_OK;
+}
+
+}  // namespace
+
+extern "C" aac_ct_params aac_ct_default_params(void) {
+    aac_ct_params p{};
+    p.uid_seed = 1;
+    p.patient_name = "AACLIP^SYNTHETIC";
+    p.patient_id = "AACLIP-SAMPLE";
+    p.patient_sex = "O";
+    p.patient_birth_date = "";
+    p.study_date = "20240101";
+    p.study_time = "120000";
+    p.study_id = "1";
+    p.accession_number = "";
+    p.study_description = "aaclip sample study (synthetic)";
+    p.series_description = "Synthetic abdomen CT with lesions";
+    p.body_part = "ABDOMEN";
+    p.series_number = 1;
+    p.window_center = 40;
+    p.window_width = 400;
+    p.kvp = 120;
+    return p;
+}
+
+extern "C" void aac_synth_uid(uint64_t seed, const char *role, int index, char out[AAC_UID_LEN]) {
+    const std::string key = "aaclip-synthetic/" + std::to_string(seed) + "/" + (role ? role : "") + "/" +
+                            std::to_string(index);
+    const uint64_t hi = hash64(key, 0xCBF29CE484222325ull), lo = hash64(key, 0x84222325CBF29CE4ull ^ hi);
+    uint8_t b[16];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hi >> (56 - 8 * i)), b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+    b[6] = (uint8_t)((b[6] & 0x0F) | 0x80);  // UUID version 8 (custom), RFC 9562 variant
+    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
+    // 128-bit big-endian number to decimal: repeated division of 32-bit limbs by 10.
+    uint32_t limb[4];
+    for (int i = 0; i < 4; i++)
+        limb[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 | (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
+    char digits[40];
+    int nd = 0;
+    bool zero = false;
+    while (!zero) {
+        uint64_t rem = 0;
+        zero = true;
+        for (int i = 0; i < 4; i++) {
+            const uint64_t cur = rem << 32 | limb[i];
+            limb[i] = (uint32_t)(cur / 10);
+            rem = cur % 10;
+            zero = zero && limb[i] == 0;
+        }
+        digits[nd++] = (char)('0' + rem);
+    }
+    int k = snprintf(out, AAC_UID_LEN, "2.25.");
+    while (nd > 0) out[k++] = digits[--nd];
+    out[k] = '\0';
+}
+
+extern "C" aac_status aac_write_ct_series(const aac_volume *v, const aac_ct_params *params, const char *dir,
+                                          aac_error *err) {
+    aac_status st = check(v, dir, err);
+    if (st != AAC_OK) return st;
+    const aac_ct_params p = params ? *params : aac_ct_default_params();
+    if ((st = prepare_dir(dir, v->dim[2], err)) != AAC_OK) return st;
+    dcm_init();  // DCMTK's logger quietened (EWM_dontUpdateMeta warns on every file)
+    Series s{v, &p, {}, {}, {}};
+    aac_synth_uid(p.uid_seed, "study", 0, s.study);
+    aac_synth_uid(p.uid_seed, "series", 0, s.series);
+    aac_synth_uid(p.uid_seed, "frame-of-reference", 0, s.frame_of_ref);
+    try {
+        for (int k = 0; k < v->dim[2]; k++) {
+            char path[4096];
+            if (snprintf(path, sizeof path, "%s/IM%04d.dcm", dir, k + 1) >= (int)sizeof path)
+                return aac_fail(err, AAC_ERR_ARG, "%s: path too long", dir);
+            DcmFileFormat ff;
+            if ((st = fill(s, k, *ff.getDataset(), path, err)) != AAC_OK) return st;
+            char uid[AAC_UID_LEN];
+            aac_synth_uid(p.uid_seed, "instance", k, uid);
+            if ((st = set_meta(ff, uid, path, err)) != AAC_OK) return st;
+            if ((st = save(ff, path, err)) != AAC_OK) return st;
+        }
+    } catch (const std::exception &e) {
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: %s", dir, e.what());
+    }
+    return AAC_OK;
+}
