@@ -83,7 +83,8 @@ typedef struct aac_scan aac_scan;
 
 typedef enum aac_note_level {
     AAC_NOTE_DEBUG = 0,   /* not DICOM (README, ...) or not an image (SR, DICOMDIR): skipped */
-    AAC_NOTE_WARNING = 1  /* a DICOM file that could not be used: truncated, no pixel data, ... */
+    AAC_NOTE_WARNING = 1  /* a DICOM file that could not be used: truncated, no pixel data, ...;
+                           * a DICOMDIR that cannot be used or lists a file that is missing */
 } aac_note_level;
 
 /* What the headers say about one series, before any pixel is decoded. */
@@ -110,8 +111,11 @@ typedef struct aac_series_info {
 
 /* Walks each path (file or folder, recursively), recognises DICOM by content, groups image
  * instances into series; NIfTI/NRRD/MetaImage files met on the way (by name) become one series
- * each, after the DICOM ones (their transfer_syntax names the ITK reader). Fails only on a path
- * that does not exist or on memory; unreadable files become notes. */
+ * each, after the DICOM ones (their transfer_syntax names the ITK reader). A folder's DICOMDIR
+ * is read first (a DICOMDIR given as a path stands for the files it lists); each file is read
+ * once however it is reached, and a copy of an instance (same SOP Instance UID) is used once,
+ * with a series warning. Fails only on a path that does not exist or on memory; unreadable
+ * files and DICOMDIRs become notes. */
 aac_status aac_scan_paths(const char *const *paths, int n_paths, aac_scan **out, aac_error *err);
 int aac_scan_series_count(const aac_scan *s);
 const aac_series_info *aac_scan_series(const aac_scan *s, int i);

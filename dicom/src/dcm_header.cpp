@@ -210,6 +210,11 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
     f.instance_number = get_int(ds, DCM_InstanceNumber, 0);
     f.temporal_position = get_int(ds, DCM_TemporalPositionIdentifier, 0);
     f.echo_number = get_int(ds, DCM_EchoNumbers, 0);
+    // With the instance number, these tell a repeated acquisition at one position from a
+    // second copy of the same image (series.c).
+    f.acquisition_number = get_int(ds, DCM_AcquisitionNumber, 0);
+    get_str(ds, DCM_AcquisitionTime, f.acquisition_time, sizeof f.acquisition_time);
+    if (!f.acquisition_time[0]) get_str(ds, DCM_AcquisitionDateTime, f.acquisition_time, sizeof f.acquisition_time);
     f.echo_time = get_f64(ds, DCM_EchoTime, 0);
     f.repetition_time = get_f64(ds, DCM_RepetitionTime, 0);
     f.rows = get_int(ds, DCM_Rows, 0);

@@ -1,7 +1,10 @@
-/* discover.c - walking folders, recognising DICOM by content, and the aac_scan handle. */
+/* discover.c - walking folders (DICOMDIR first where a folder has one), recognising DICOM by
+ * content, and the aac_scan handle. */
 #define _POSIX_C_SOURCE 200809L
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +14,52 @@
 #include "error.h"
 #include "ingest.h"
 
-enum { MAX_DEPTH = 32 };
+enum { MAX_DEPTH = 32, MAX_NAMED_MISSING = 5 };
+
+/* One aac_scan_paths call: the scan being filled and the files already scanned, by device and
+ * inode, so that a file listed by a DICOMDIR, reached again by the walk, linked or given twice
+ * is read once. Open addressing, power-of-two capacity. */
+typedef struct file_key {
+    dev_t dev;
+    ino_t ino;
+    int used;
+} file_key;
+
+typedef struct walk {
+    aac_scan *s;
+    file_key *seen;
+    size_t n_seen, cap_seen;
+} walk;
+
+static size_t key_hash(dev_t dev, ino_t ino, size_t mask) {
+    uint64_t h = (uint64_t)ino * 0x9E3779B97F4A7C15ull ^ (uint64_t)dev * 0xC2B2AE3D27D4EB4Full;
+    return (size_t)(h ^ h >> 29) & mask;
+}
+
+/* 1 when the file was not seen before (and is now), 0 when it was. Out of memory: 1, so a
+ * file may be read twice (the duplicate-instance check then keeps one) but none is lost. */
+static int walk_mark(walk *w, const struct stat *sb) {
+    if (2 * (w->n_seen + 1) > w->cap_seen) {
+        size_t cap = w->cap_seen ? 2 * w->cap_seen : 256;
+        file_key *t = calloc(cap, sizeof *t);
+        if (!t) return 1;
+        for (size_t i = 0; i < w->cap_seen; i++)
+            if (w->seen[i].used) {
+                size_t j = key_hash(w->seen[i].dev, w->seen[i].ino, cap - 1);
+                while (t[j].used) j = (j + 1) & (cap - 1);
+                t[j] = w->seen[i];
+            }
+        free(w->seen);
+        w->seen = t;
+        w->cap_seen = cap;
+    }
+    size_t j = key_hash(sb->st_dev, sb->st_ino, w->cap_seen - 1);
+    for (; w->seen[j].used; j = (j + 1) & (w->cap_seen - 1))
+        if (w->seen[j].dev == sb->st_dev && w->seen[j].ino == sb->st_ino) return 0;
+    w->seen[j] = (file_key){sb->st_dev, sb->st_ino, 1};
+    w->n_seen++;
+    return 1;
+}
 
 int scan_add_frame(aac_scan *s, const dcm_frame *fr) {
     if (s->n_frames == s->cap_frames) {
@@ -47,7 +95,9 @@ static int has_dicom_name(const char *path) {
     return dot && (!strcasecmp(dot, ".dcm") || !strcasecmp(dot, ".dicom") || !strcasecmp(dot, ".ima"));
 }
 
-static void scan_file(aac_scan *s, const char *path) {
+static void scan_file(walk *w, const char *path, const struct stat *sb) {
+    aac_scan *s = w->s;
+    if (!walk_mark(w, sb)) return;
     if (aac_is_volume_file(path)) {
         if (s->n_volume_files == s->cap_volume_files) {
             int cap = s->cap_volume_files ? 2 * s->cap_volume_files : 8;
@@ -81,8 +131,125 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+static char *join(const char *dir, const char *name) {
+    size_t len = strlen(dir) + strlen(name) + 2;
+    char *p = malloc(len);
+    if (p) snprintf(p, len, "%s/%s", dir, name);
+    return p;
+}
+
+/* The entry of dir matching name: exactly, in lower case, else ignoring case (the first in
+ * byte order, so the choice does not depend on the file system). Media carry upper-case file
+ * IDs but are often copied or mounted with lower-case names. NULL when none. */
+static char *match_entry(const char *dir, const char *name) {
+    struct stat sb;
+    char *p = join(dir, name);
+    if (!p || lstat(p, &sb) == 0) return p;
+    free(p);
+    char lower[256];
+    size_t n = strlen(name);
+    if (n >= sizeof lower) return NULL;
+    for (size_t i = 0; i <= n; i++) lower[i] = (char)tolower((unsigned char)name[i]);
+    if ((p = join(dir, lower)) && lstat(p, &sb) == 0) return p;
+    free(p);
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    char best[256] = "";
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (!strcasecmp(de->d_name, name) && (!best[0] || strcmp(de->d_name, best) < 0) &&
+            strlen(de->d_name) < sizeof best)
+            strcpy(best, de->d_name);
+    closedir(d);
+    return best[0] ? join(dir, best) : NULL;
+}
+
+/* The next component of a ReferencedFileID ("PT0\ST0\IM0": DICOM's separator, CS padding)
+ * into comp; returns where the one after starts, or NULL at the end. *ok = 0 for an empty, ".",
+ * ".." or too long component or one with '/': a DICOMDIR names files of its own folder tree. */
+static const char *id_component(const char *p, char comp[256], int *ok) {
+    const char *end = strchr(p, '\\');
+    size_t len = end ? (size_t)(end - p) : strlen(p);
+    while (len && p[len - 1] == ' ') len--;
+    while (len && *p == ' ') {
+        p++;
+        len--;
+    }
+    *ok = len > 0 && len < 256;
+    if (*ok) {
+        memcpy(comp, p, len);
+        comp[len] = '\0';
+        *ok = strcmp(comp, ".") && strcmp(comp, "..") && !strchr(comp, '/');
+    }
+    return end ? end + 1 : NULL;
+}
+
+/* A ReferencedFileID as a regular file under dir, or NULL with *why set. */
+static char *resolve_file_id(const char *dir, const char *id, const char **why) {
+    char comp[256];
+    int ok = 1, parts = 0;
+    for (const char *p = id; p && ok; parts++) p = id_component(p, comp, &ok);
+    if (!ok || parts > MAX_DEPTH) {
+        *why = "is not a valid file ID";
+        return NULL;
+    }
+    char *cur = strdup(dir);
+    for (const char *p = id; p && cur;) {
+        p = id_component(p, comp, &ok);
+        char *next = match_entry(cur, comp);
+        free(cur);
+        cur = next;
+    }
+    struct stat sb;
+    if (!cur) *why = "does not exist";
+    else if (stat(cur, &sb) != 0 || !S_ISREG(sb.st_mode)) *why = "is not a regular file";
+    else return cur;
+    free(cur);
+    return NULL;
+}
+
+/* Scans the files a DICOMDIR lists, before the walk of its folder reaches them (the walk then
+ * skips them, and finds whatever the DICOMDIR does not list). A DICOMDIR that cannot be used
+ * is a warning: the walk still finds its files. */
+static void scan_dicomdir(walk *w, const char *dir, const char *path, const struct stat *sb) {
+    aac_scan *s = w->s;
+    if (!walk_mark(w, sb)) return;
+    strlist ids = {0};
+    aac_error e = {0};
+    if (dcm_read_dicomdir(path, &ids, &e) != AAC_OK) {
+        strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s; its folder is searched file by file", e.message);
+        strlist_free(&ids);
+        return;
+    }
+    int found = 0, missing = 0;
+    for (int i = 0; i < ids.n; i++) {
+        const char *why = NULL;
+        char *file = resolve_file_id(dir, ids.items[i], &why);
+        struct stat fsb;
+        if (file && stat(file, &fsb) == 0) {
+            scan_file(w, file, &fsb);
+            found++;
+        } else if (++missing <= MAX_NAMED_MISSING) {
+            strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: DICOMDIR lists %s, which %s", path, ids.items[i],
+                         why ? why : "cannot be read");
+        }
+        free(file);
+    }
+    if (missing > MAX_NAMED_MISSING)
+        strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: %d more files the DICOMDIR lists are missing", path,
+                     missing - MAX_NAMED_MISSING);
+    strlist_addf(&s->notes, AAC_NOTE_DEBUG, "%s: DICOMDIR lists %d files, %d found", path, ids.n, found);
+    strlist_free(&ids);
+}
+
+static int is_dicomdir_name(const char *path) {
+    const char *base = strrchr(path, '/');
+    return !strcasecmp(base ? base + 1 : path, "DICOMDIR");
+}
+
 /* Entries in name order, so series and notes come out the same on every file system. */
-static void scan_dir(aac_scan *s, const char *dir, int depth) {
+static void scan_dir(walk *w, const char *dir, int depth) {
+    aac_scan *s = w->s;
     if (depth > MAX_DEPTH) {
         strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: folders nested too deep, not searched", dir);
         return;
@@ -109,19 +276,44 @@ static void scan_dir(aac_scan *s, const char *dir, int depth) {
     closedir(d);
     if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
-        size_t len = strlen(dir) + strlen(names[i]) + 2;
-        char *p = malloc(len);
+        struct stat sb;
+        char *p = is_dicomdir_name(names[i]) ? join(dir, names[i]) : NULL;
+        if (p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) scan_dicomdir(w, dir, p, &sb);
+        free(p);
+    }
+    for (size_t i = 0; i < n; i++) {
+        char *p = join(dir, names[i]);
         if (p) {
-            snprintf(p, len, "%s/%s", dir, names[i]);
             struct stat sb;
             /* lstat: symbolic links to folders are not followed (no cycles); links to files are. */
-            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) scan_dir(s, p, depth + 1);
-            else if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) scan_file(s, p);
+            if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode)) scan_dir(w, p, depth + 1);
+            else if (stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) scan_file(w, p, &sb);
             free(p);
         }
         free(names[i]);
     }
     free(names);
+}
+
+/* A DICOMDIR named on the command line stands for the files it lists, not for its folder. */
+static void scan_path(walk *w, const char *path, const struct stat *sb) {
+    if (S_ISDIR(sb->st_mode)) {
+        scan_dir(w, path, 0);
+    } else if (is_dicomdir_name(path)) {
+        char *dir = strdup(path);
+        if (!dir) {
+            strlist_addf(&w->s->notes, AAC_NOTE_WARNING, "%s: out of memory, skipped", path);
+            return;
+        }
+        char *slash = strrchr(dir, '/');
+        if (!slash) strcpy(dir, ".");
+        else if (slash == dir) dir[1] = '\0';
+        else *slash = '\0';
+        scan_dicomdir(w, dir, path, sb);
+        free(dir);
+    } else {
+        scan_file(w, path, sb);
+    }
 }
 
 aac_status aac_scan_paths(const char *const *paths, int n_paths, aac_scan **out, aac_error *err) {
@@ -134,12 +326,12 @@ aac_status aac_scan_paths(const char *const *paths, int n_paths, aac_scan **out,
     }
     aac_scan *s = calloc(1, sizeof *s);
     if (!s) return aac_fail(err, AAC_ERR_NOMEM, "aac_scan_paths: out of memory");
+    walk w = {.s = s};
     for (int i = 0; i < n_paths; i++) {
         struct stat sb;
-        stat(paths[i], &sb);
-        if (S_ISDIR(sb.st_mode)) scan_dir(s, paths[i], 0);
-        else scan_file(s, paths[i]);
+        if (stat(paths[i], &sb) == 0) scan_path(&w, paths[i], &sb);
     }
+    free(w.seen);
     aac_status st = series_build(s, err);
     if (st != AAC_OK) {
         aac_scan_free(s);

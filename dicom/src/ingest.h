@@ -36,6 +36,8 @@ typedef struct dcm_file {
     char manufacturer[AAC_LO_LEN], image_type[AAC_LO_LEN];
     char modality[AAC_CS_LEN], body_part[AAC_CS_LEN], photometric[AAC_CS_LEN];
     int series_number, instance_number, temporal_position, echo_number; /* -1 / 0 absent */
+    int acquisition_number;                /* 0 absent */
+    char acquisition_time[AAC_LO_LEN];     /* AcquisitionTime (else DateTime) as written, "" absent */
     double echo_time, repetition_time;   /* ms, 0 absent */
     int rows, cols, spp, planar, bits_alloc, bits_stored, high_bit, pixel_rep, n_frames;
     double slice_thickness, slice_spacing; /* 0 absent */
@@ -91,6 +93,10 @@ void dcm_init(void);
  * not yet expanded). AAC_ERR_MISSING for a DICOM object that is not an image (DICOMDIR, SR,
  * SEG: skipped quietly); other codes for an image that cannot be used. Messages name the file. */
 aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *err);
+/* ReferencedFileIDs of a DICOMDIR's records (DcmDicomDir's record tree, then records it could
+ * not link), as written: components separated by '\\', relative to the DICOMDIR's folder.
+ * AAC_ERR_FORMAT, naming the file, when it cannot be parsed or is not a DICOMDIR. */
+aac_status dcm_read_dicomdir(const char *path, strlist *ids, aac_error *err);
 /* Decodes all frames of f: out [n_frames * rows * cols * spp] stored values, masked to
  * BitsStored and sign-extended (planar configuration as stored). */
 aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);

@@ -1,7 +1,8 @@
-/* series.c - frames into series, and each series' geometry: grouping by SeriesInstanceUID
- * (split where size, orientation, spacing, echo or image type differ), sorting along the
- * slice normal, temporal positions as a 4th axis, and warnings for missing, duplicate and
- * unevenly spaced slices. Nothing is interpolated. */
+/* series.c - frames into series, and each series' geometry: copies of an instance read once,
+ * grouping by SeriesInstanceUID (split where size, orientation, spacing, echo or image type
+ * differ), sorting along the slice normal, temporal positions as a 4th axis, and warnings for
+ * duplicate instances and slices, missing and unevenly spaced slices and gantry tilt. Nothing
+ * is interpolated or resampled. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,8 +11,11 @@
 #include "error.h"
 #include "ingest.h"
 
-enum { MAX_SERIES = 4096 };
+enum { MAX_SERIES = 4096, MAX_NAMED = 5 /* files named per kind of warning and series */ };
 static const double POS_TOL = 0.01;  /* mm: frames closer than this along the normal coincide */
+/* Gantry tilt: the stack leaves the normal by more than this angle and this distance. Both, so
+ * that rounded positions of a few thin slices do not look tilted. */
+static const double TILT_MIN_DEG = 0.1, TILT_MIN_MM = 0.02;
 
 typedef struct group {
     int rep;          /* frame whose attributes define the group */
@@ -53,19 +57,34 @@ static const char *split_reason(const aac_scan *s, const dcm_frame *a, const dcm
 
 typedef struct sort_key {
     double d;
-    int temporal, instance, frame, tile, idx;
+    int temporal, instance, acquisition, frame, tile, idx, file;
+    const char *acq_time;
 } sort_key;
 
 static int cmp_int(int a, int b) { return (a > b) - (a < b); }
 
-/* Time order among frames at one position: temporal index, instance, frame, tile. */
+/* Time order among frames at one position: temporal index, instance, acquisition, frame, tile;
+ * frames equal in all of these are adjacent (same_image). */
 static int cmp_time(const sort_key *a, const sort_key *b) {
     int c;
     if ((c = cmp_int(a->temporal, b->temporal))) return c;
     if ((c = cmp_int(a->instance, b->instance))) return c;
+    if ((c = cmp_int(a->acquisition, b->acquisition))) return c;
+    if ((c = strcmp(a->acq_time, b->acq_time))) return c;
     if ((c = cmp_int(a->frame, b->frame))) return c;
     if ((c = cmp_int(a->tile, b->tile))) return c;
     return cmp_int(a->idx, b->idx);
+}
+
+/* Two frames at one position from different files that nothing tells apart in time: the same
+ * slice twice (re-sent or re-exported under new UIDs), not a second time point. Instance
+ * numbers are part of the test because GE, for one, writes the same acquisition time and
+ * number and no temporal position for every volume of a 4-D series; frames of one file are
+ * never duplicates of each other (the file says what they are). */
+static int same_image(const sort_key *a, const sort_key *b) {
+    return a->file != b->file && a->temporal == b->temporal && a->instance == b->instance &&
+           a->acquisition == b->acquisition && !strcmp(a->acq_time, b->acq_time) && a->frame == b->frame &&
+           a->tile == b->tile;
 }
 
 static int cmp_time_v(const void *a, const void *b) { return cmp_time(a, b); }
@@ -108,6 +127,77 @@ static int missing_warned(const dcm_series *ser) {
     return 0;
 }
 
+static int cmp_int_v(const void *a, const void *b) { return cmp_int(*(const int *)a, *(const int *)b); }
+
+/* Within each position cluster (time-sorted), keeps the first of frames that are the same image
+ * (same_image) and warns naming the files; compacts k and start, and drops the frames from
+ * ser->frames so that the file count is of files used. */
+static aac_status drop_duplicate_slices(const aac_scan *s, dcm_series *ser, sort_key *k, int *start, int nz) {
+    int m = 0, n_dup = 0, cap = 0, *dropped = NULL;
+    for (int z = 0; z < nz; z++) {
+        const int a = start[z], b = start[z + 1];
+        start[z] = m;
+        for (int i = a; i < b; i++) {
+            if (i > a && same_image(&k[m - 1], &k[i])) {
+                char when[64] = "";
+                if (k[i].temporal) snprintf(when, sizeof when, ", temporal position %d", k[i].temporal);
+                if (++n_dup <= MAX_NAMED)
+                    strlist_addf(&ser->warnings, 1,
+                                 "duplicate slice: %s and %s are different instances of one slice (%.4g mm "
+                                 "along the normal, instance number %d%s); kept the first, not a time point",
+                                 s->files[k[m - 1].file].path, s->files[k[i].file].path, k[i].d, k[i].instance,
+                                 when);
+                if (n_dup > cap) {
+                    cap = cap ? 2 * cap : 16;
+                    int *p = realloc(dropped, (size_t)cap * sizeof *p);
+                    if (!p) {
+                        free(dropped);
+                        return AAC_ERR_NOMEM;
+                    }
+                    dropped = p;
+                }
+                dropped[n_dup - 1] = k[i].idx;
+                continue;
+            }
+            k[m++] = k[i];
+        }
+    }
+    start[nz] = m;
+    if (n_dup > MAX_NAMED)
+        strlist_addf(&ser->warnings, 1, "duplicate slice: %d more images repeat a slice already present; "
+                                        "kept the first of each", n_dup - MAX_NAMED);
+    if (n_dup) {
+        qsort(dropped, (size_t)n_dup, sizeof *dropped, cmp_int_v);
+        int w = 0;
+        for (int i = 0; i < ser->n_frames; i++)
+            if (!bsearch(&ser->frames[i], dropped, (size_t)n_dup, sizeof *dropped, cmp_int_v))
+                ser->frames[w++] = ser->frames[i];
+        ser->n_frames = w;
+    }
+    free(dropped);
+    return AAC_OK;
+}
+
+/* Gantry tilt: the line from the first to the last slice position leaves the normal of
+ * ImageOrientationPatient. The volume keeps its geometry along the normal (the spec: never
+ * resample silently), so say by how much it is off; each slice's own plane stays exact. */
+static void warn_tilt(dcm_series *ser, const dcm_frame *first, const dcm_frame *last, const double nrm[3]) {
+    double d[3], along = 0, side = 0;
+    for (int i = 0; i < 3; i++) {
+        d[i] = last->ipp[i] - first->ipp[i];
+        along += d[i] * nrm[i];
+    }
+    for (int i = 0; i < 3; i++) side += (d[i] - along * nrm[i]) * (d[i] - along * nrm[i]);
+    side = sqrt(side);
+    const double deg = atan2(side, fabs(along)) * 180.0 / 3.14159265358979323846;
+    if (deg > TILT_MIN_DEG && side > TILT_MIN_MM)
+        strlist_addf(&ser->warnings, 1,
+                     "gantry tilt: slices are stacked %.2f degrees off the slice normal (%.3g mm sideways "
+                     "over %.4g mm); not resampled: the volume's grid follows the normal, so the last slice "
+                     "lies %.3g mm from its grid position (each slice keeps its own position)",
+                     deg, side, fabs(along), side);
+}
+
 /* Lays out one series: order[], dims, origin, spacing, direction and warnings. */
 static aac_status layout(aac_scan *s, dcm_series *ser, aac_error *err) {
     const int n = ser->n_frames;
@@ -127,6 +217,9 @@ static aac_status layout(aac_scan *s, dcm_series *ser, aac_error *err) {
         k[i].d = geometry ? f->ipp[0] * nrm[0] + f->ipp[1] * nrm[1] + f->ipp[2] * nrm[2] : 0;
         k[i].temporal = f->temporal;
         k[i].instance = s->files[f->file].instance_number;
+        k[i].acquisition = s->files[f->file].acquisition_number;
+        k[i].acq_time = s->files[f->file].acquisition_time;
+        k[i].file = f->file;
         k[i].frame = f->frame;
         k[i].tile = f->tile;
         k[i].idx = ser->frames[i];
@@ -152,6 +245,11 @@ static aac_status layout(aac_scan *s, dcm_series *ser, aac_error *err) {
         if (i == 0 || fabs(k[i].d - k[start[nz - 1]].d) > POS_TOL) start[nz++] = i;
     start[nz] = n;
     for (int z = 0; z < nz; z++) qsort(k + start[z], (size_t)(start[z + 1] - start[z]), sizeof *k, cmp_time_v);
+    if (geometry && drop_duplicate_slices(s, ser, k, start, nz) != AAC_OK) {
+        free(k);
+        free(start);
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", rf->path);
+    }
     int cmin = n, cmax = 0;
     for (int z = 0; z < nz; z++) {
         int c = start[z + 1] - start[z];
@@ -159,11 +257,15 @@ static aac_status layout(aac_scan *s, dcm_series *ser, aac_error *err) {
         if (c > cmax) cmax = c;
     }
     int nt = cmin == cmax ? cmax : 1;
-    if (cmin != cmax)
+    if (cmin != cmax) {
+        int z = 0;
+        while (start[z + 1] - start[z] != cmax) z++;
         strlist_addf(&ser->warnings, 1,
-                     "duplicate slices: positions hold %d to %d images; kept the first (in time order) "
-                     "at each of the %d positions",
-                     cmin, cmax, nz);
+                     "duplicate slices: positions hold %d to %d images (%s and %s at %.4g mm); kept the "
+                     "first (in time order) at each of the %d positions",
+                     cmin, cmax, s->files[k[start[z]].file].path, s->files[k[start[z] + 1].file].path,
+                     k[start[z]].d, nz);
+    }
     ser->order = malloc((size_t)nz * nt * sizeof *ser->order);
     if (!ser->order) {
         free(k);
@@ -204,6 +306,7 @@ static aac_status layout(aac_scan *s, dcm_series *ser, aac_error *err) {
         dz = (missing || hi - lo > tol) ? med : (k[start[nz - 1]].d - k[start[0]].d) / (nz - 1);
         free(gap);
         free(sorted);
+        warn_tilt(ser, &s->frames[k[start[0]].idx], &s->frames[k[start[nz - 1]].idx], nrm);
     }
     /* Two slices left of three show no gap; instance numbers still tell (single-frame files). */
     if (cmax == 1 && nz > 1) {
@@ -268,21 +371,90 @@ static void fill_info(const aac_scan *s, dcm_series *ser, int part) {
     in->series_number = f->series_number;
     in->echo_number = rep->echo_number;
     in->part = part;
-    /* Files: count distinct ones (frames of one file are adjacent in scan order). */
+}
+
+/* Files used: distinct ones (frames of one file are adjacent in scan order). */
+static int count_files(const aac_scan *s, const dcm_series *ser) {
     int nf = 0, last = -1;
     for (int i = 0; i < ser->n_frames; i++) {
         int fi = s->frames[ser->frames[i]].file;
         if (fi != last) nf++;
         last = fi;
     }
-    in->n_files = nf;
+    return nf;
+}
+
+typedef struct uid_ref {
+    const char *uid;
+    int file;
+} uid_ref;
+
+static int cmp_uid_ref(const void *pa, const void *pb) {
+    const uid_ref *a = pa, *b = pb;
+    int c = strcmp(a->uid, b->uid);
+    return c ? c : cmp_int(a->file, b->file);
+}
+
+/* Files holding an instance already held by an earlier file (the same SOP Instance UID: a
+ * copy): copy_of[f] is the file kept, -1 for the rest; next_copy[] chains each kept file's
+ * copies in scan order, from copy_head[kept]. The arrays are allocated here. */
+static aac_status find_copies(const aac_scan *s, int **copy_of, int **copy_head, int **next_copy) {
+    const size_t n = (size_t)s->n_files;
+    *copy_of = malloc((n ? n : 1) * sizeof **copy_of);
+    *copy_head = malloc((n ? n : 1) * sizeof **copy_head);
+    *next_copy = malloc((n ? n : 1) * sizeof **next_copy);
+    uid_ref *r = malloc((n ? n : 1) * sizeof *r);
+    if (!*copy_of || !*copy_head || !*next_copy || !r) {
+        free(r);
+        return AAC_ERR_NOMEM;
+    }
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++) (*copy_of)[i] = (*copy_head)[i] = (*next_copy)[i] = -1;
+    /* Only files with frames: one kept without (a mosaic that did not fit) must not hide a copy. */
+    for (int i = 0; i < s->n_frames; i++) (*copy_head)[s->frames[i].file] = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (s->files[i].sop_uid[0] && (*copy_head)[i] == 0) r[m++] = (uid_ref){s->files[i].sop_uid, (int)i};
+        (*copy_head)[i] = -1;
+    }
+    qsort(r, m, sizeof *r, cmp_uid_ref);
+    for (size_t a = 0, b; a < m; a = b) /* runs of one UID; the first (in scan order) is kept */
+        for (b = a + 1; b < m && !strcmp(r[b].uid, r[a].uid); b++) {
+            (*copy_of)[r[b].file] = r[a].file;
+            if (b == a + 1) (*copy_head)[r[a].file] = r[b].file;
+            else (*next_copy)[r[b - 1].file] = r[b].file;
+        }
+    free(r);
+    return AAC_OK;
+}
+
+/* One warning per copy of this series' files, naming both. */
+static void warn_copies(const aac_scan *s, dcm_series *ser, const int *copy_head, const int *next_copy) {
+    int n = 0, last = -1;
+    for (int i = 0; i < ser->n_frames; i++) {
+        const int fi = s->frames[ser->frames[i]].file;
+        if (fi == last) continue;
+        last = fi;
+        for (int c = copy_head[fi]; c >= 0; c = next_copy[c])
+            if (++n <= MAX_NAMED)
+                strlist_addf(&ser->warnings, 1,
+                             "duplicate instance: %s and %s hold the same SOP Instance UID %s; read once, "
+                             "from the first",
+                             s->files[fi].path, s->files[c].path, s->files[fi].sop_uid);
+    }
+    if (n > MAX_NAMED)
+        strlist_addf(&ser->warnings, 1, "duplicate instance: %d more files are copies of instances already read",
+                     n - MAX_NAMED);
 }
 
 aac_status series_build(aac_scan *s, aac_error *err) {
     group *g = NULL;
     int ng = 0, capg = 0;
+    int *copy_of = NULL, *copy_head = NULL, *next_copy = NULL;
     aac_status st = AAC_OK;
+    if (find_copies(s, &copy_of, &copy_head, &next_copy) != AAC_OK)
+        st = aac_fail(err, AAC_ERR_NOMEM, "out of memory grouping series");
     for (int i = 0; i < s->n_frames && st == AAC_OK; i++) {
+        if (copy_of[s->frames[i].file] >= 0) continue; /* read once: the first file holding it */
         int j = ng - 1; /* most frames join the group of the frame before: try it first */
         if (j < 0 || split_reason(s, &s->frames[g[j].rep], &s->frames[i], 0)) {
             for (j = 0; j < ng; j++)
@@ -329,14 +501,19 @@ aac_status series_build(aac_scan *s, aac_error *err) {
         if (count > 1 && first != j)
             strlist_addf(&ser->warnings, 1, "SeriesInstanceUID split: this part differs from part 1 in %s",
                          split_reason(s, &s->frames[g[first].rep], &s->frames[g[j].rep], 0));
+        warn_copies(s, ser, copy_head, next_copy);
         st = layout(s, ser, err);
         if (st != AAC_OK) break;
+        ser->info.n_files = count_files(s, ser);
         ser->info.first_file = s->files[s->frames[ser->order[0]].file].path;
         ser->info.warnings = ser->warnings.items;
         ser->info.n_warnings = ser->warnings.n;
     }
     for (int j = 0; j < ng; j++) free(g[j].idx);
     free(g);
+    free(copy_of);
+    free(copy_head);
+    free(next_copy);
     if (st == AAC_OK && s->n_series > 1) {
         qsort(s->series, (size_t)s->n_series, sizeof *s->series, cmp_series);
         /* qsort moved the structs; the info's pointers into them are still valid (heap). */

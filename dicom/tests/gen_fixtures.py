@@ -1,6 +1,8 @@
 #!/usr/bin/python3
-"""gen_fixtures.py OUT [bench]: writes small DICOM fixtures for test_dicom_robust (or, with
-"bench", a 512x512x300 CT series for test_dicom_bench) with Debian's python3-pydicom.
+"""gen_fixtures.py OUT [bench|dicomdir|dup]: writes small DICOM fixtures for test_dicom_robust
+with Debian's python3-pydicom; "bench": a 512x512x300 CT series for test_dicom_bench;
+"dicomdir": media with a DICOMDIR for test_dicom_dicomdir; "dup": duplicates and gantry tilt for
+test_dicom_dup (both described at their functions).
 
 OUT/study/ (one folder, series mixed):
   ct_a_*.dcm    CT series A: 5 slices 32x32 int16, intercept -1024, slice 2 truncated is NOT here
@@ -16,8 +18,11 @@ OUT/study/ (one folder, series mixed):
   fmri_*.dcm    series H: 3 positions x 2 temporal positions
   notes.txt     not DICOM
 Values are written to values.txt so the C test checks decoding against what was meant."""
+import math
 import os
+import shutil
 import sys
+import warnings
 
 import numpy as np
 import pydicom
@@ -156,6 +161,145 @@ def study(out):
         f.write("\n".join(vals) + "\n")
 
 
+def media(out):
+    """OUT/media/: a DICOMDIR written by pydicom's FileSet, its files without extension in nested
+    folders, renamed after writing: Pt000000/st000000/se000000/im00000N (IDs upper case, names
+    mixed and lower case, as on a CD copied by a file manager).
+      "media ct"     4 CT slices at z = 0, 2, 4, 6, voxel value 10 * k + column
+      "media gone"   1 MR slice listed by the DICOMDIR, file deleted after writing
+      "media extra"  2 MR slices in extra/deeper/ (im1, im2), not in the DICOMDIR
+    OUT/media_broken/: DICOMDIR = 'DICM' + garbage; a/b/img0, a/b/img1 ("broken media", found by
+    the walk); notdir/DICOMDIR is a CT image, not an index; notdir/x/img ("notdir").
+    OUT/media_hostile/: inner/DICOMDIR whose two records were edited to "..\\OUTSIDE" and
+    "A\\\\B" (an empty component), both refused; OUTSIDE ("outside") is found by the walk."""
+    from pydicom.fileset import FileSet
+
+    def media_base(modality, uid, number, desc, sop):
+        ds = base(modality, uid, number, desc, sop)
+        ds.PatientName, ds.StudyDate, ds.StudyTime, ds.StudyID = "Fixture", "20240101", "120000", "1"
+        return ds
+
+    d = os.path.join(out, "media")
+    fs = FileSet()
+    uid = generate_uid()
+    for k in range(4):
+        ds = media_base("CT", uid, 11, "media ct", CT)
+        ds.InstanceNumber = k + 1
+        px = (10 * k + np.arange(12)[None, :] + np.zeros((10, 1))).astype(np.int16)
+        image(ds, 2.0 * k, px, slope=1, intercept=0, signed=True)
+        fs.add(ds)
+    ds = media_base("MR", generate_uid(), 12, "media gone", MR)
+    ds.InstanceNumber = 1
+    image(ds, 0, np.zeros((8, 8), dtype=np.uint16))
+    gone = fs.add(ds)
+    fs.write(d)
+    os.remove(os.path.join(d, *gone.ReferencedFileID))
+    for root, dirs, files in os.walk(d, topdown=False):
+        for name in files + dirs:
+            if name != "DICOMDIR":
+                os.rename(os.path.join(root, name), os.path.join(root, name.lower()))
+    os.rename(os.path.join(d, "pt000000"), os.path.join(d, "Pt000000"))
+    extra = os.path.join(d, "extra", "deeper")
+    os.makedirs(extra)
+    uid = generate_uid()
+    for k in range(2):
+        ds = base("MR", uid, 13, "media extra", MR)
+        ds.InstanceNumber = k + 1
+        image(ds, 3.0 * k, np.full((8, 8), k, dtype=np.uint16))
+        save(ds, os.path.join(extra, "im%d" % (k + 1)))
+
+    b = os.path.join(out, "media_broken")
+    os.makedirs(os.path.join(b, "a", "b"))
+    with open(os.path.join(b, "DICOMDIR"), "wb") as f:
+        f.write(b"\0" * 128 + b"DICM" + bytes(np.random.default_rng(3).integers(0, 256, 400, dtype=np.uint8)))
+    uid = generate_uid()
+    for k in range(2):
+        ds = base("CT", uid, 14, "broken media", CT)
+        ds.InstanceNumber = k + 1
+        image(ds, 2.0 * k, np.full((8, 8), k, dtype=np.int16), signed=True)
+        save(ds, os.path.join(b, "a", "b", "img%d" % k))
+    h = os.path.join(out, "media_hostile")
+    fs = FileSet()
+    uid = generate_uid()
+    for k in range(2):
+        ds = media_base("CT", uid, 16, "inner", CT)
+        ds.InstanceNumber = k + 1
+        image(ds, 2.0 * k, np.full((8, 8), k, dtype=np.int16), signed=True)
+        fs.add(ds)
+    fs.write(os.path.join(h, "inner"))
+    dd = pydicom.dcmread(os.path.join(h, "inner", "DICOMDIR"))
+    refs = [r for r in dd.DirectoryRecordSequence if "ReferencedFileID" in r]
+    with warnings.catch_warnings():  # pydicom rightly says ".." is not a valid CS value
+        warnings.simplefilter("ignore")
+        refs[0].ReferencedFileID = ["..", "OUTSIDE"]
+        refs[1].ReferencedFileID = ["A", "", "B"]
+    dd.save_as(os.path.join(h, "inner", "DICOMDIR"))
+    ds = base("CT", generate_uid(), 17, "outside", CT)
+    image(ds, 0, np.zeros((8, 8), dtype=np.int16), signed=True)
+    save(ds, os.path.join(h, "OUTSIDE"))
+    os.makedirs(os.path.join(b, "notdir", "x"))
+    ds = base("CT", generate_uid(), 15, "notdir", CT)
+    image(ds, 0, np.zeros((8, 8), dtype=np.int16), signed=True)
+    save(ds, os.path.join(b, "notdir", "x", "img"))
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    save(ds, os.path.join(b, "notdir", "DICOMDIR"))
+
+
+def dup(out):
+    """OUT/dup/ (all 8x8, MR unless said):
+      copied_0..3.dcm    "copied": 4 slices; copy/copied_2.dcm is a byte copy of copied_2.dcm
+      resent_a_0..2.dcm  "resent": 3 slices, value 10 + z; resent_b_0..2.dcm the same slices
+                         (position, instance number, acquisition number and time) under new SOP
+                         Instance UIDs, value 500 + z: a real duplicate of every slice
+      ge4d_*.dcm         "ge4d": 3 positions x 2 time points, value 100 t + z, no temporal
+                         position, one acquisition time and number (as GE writes fMRI); instance
+                         numbers tell the time points apart
+      tilt_0..4.dcm      "tilt": CT, columns tilted 15 degrees about x, table positions z = 3 k
+      oblique_0..3.dcm   "oblique": double-oblique plane, slices stacked along its normal"""
+    d = os.path.join(out, "dup")
+    os.makedirs(os.path.join(d, "copy"), exist_ok=True)
+
+    def mr(uid, number, desc, k, z, value, iop=None, pos=None):
+        ds = base("MR", uid, number, desc, MR)
+        ds.InstanceNumber = k + 1
+        ds.AcquisitionNumber, ds.AcquisitionTime = 1, "101010.000000"
+        image(ds, z, np.full((8, 8), value, dtype=np.uint16))
+        if iop is not None:
+            ds.ImageOrientationPatient = ["%.6f" % v for v in iop]
+        if pos is not None:
+            ds.ImagePositionPatient = ["%.4f" % v for v in pos]
+        return ds
+
+    uid = generate_uid()
+    for k in range(4):
+        save(mr(uid, 21, "copied", k, 2.0 * k, k), os.path.join(d, "copied_%d.dcm" % k))
+    shutil.copyfile(os.path.join(d, "copied_2.dcm"), os.path.join(d, "copy", "copied_2.dcm"))
+    uid = generate_uid()
+    for k in range(3):
+        save(mr(uid, 22, "resent", k, 3.0 * k, 10 + k), os.path.join(d, "resent_a_%d.dcm" % k))
+        save(mr(uid, 22, "resent", k, 3.0 * k, 500 + k), os.path.join(d, "resent_b_%d.dcm" % k))
+    uid = generate_uid()
+    for t in range(2):
+        for z in range(3):
+            save(mr(uid, 23, "ge4d", 3 * t + z, 4.0 * z, 100 * t + z), os.path.join(d, "ge4d_%d_%d.dcm" % (t, z)))
+    uid = generate_uid()
+    a = math.radians(15)
+    for k in range(5):
+        ds = base("CT", uid, 24, "tilt", CT)
+        ds.InstanceNumber = k + 1
+        image(ds, 3.0 * k, np.full((8, 8), k, dtype=np.int16), signed=True)
+        ds.ImageOrientationPatient = [1, 0, 0, 0, "%.10f" % math.cos(a), "%.10f" % math.sin(a)]
+        ds.GantryDetectorTilt = 15
+        save(ds, os.path.join(d, "tilt_%d.dcm" % k))
+    uid = generate_uid()
+    r, c = np.array([math.cos(0.3), math.sin(0.3), 0.0]), np.array([-math.sin(0.3) * math.cos(0.5),
+                                                                      math.cos(0.3) * math.cos(0.5), math.sin(0.5)])
+    n = np.cross(r, c)
+    for k in range(4):
+        p = np.array([-30.0, 12.0, 7.0]) + 2.5 * k * n
+        save(mr(uid, 25, "oblique", k, 0, k, iop=list(r) + list(c), pos=p), os.path.join(d, "oblique_%d.dcm" % k))
+
+
 def bench(out, n=300):
     d = os.path.join(out, "ct512")
     os.makedirs(d, exist_ok=True)
@@ -173,5 +317,9 @@ def bench(out, n=300):
 if __name__ == "__main__":
     if len(sys.argv) == 3 and sys.argv[2] == "bench":
         bench(sys.argv[1])
+    elif len(sys.argv) == 3 and sys.argv[2] == "dicomdir":
+        media(sys.argv[1])
+    elif len(sys.argv) == 3 and sys.argv[2] == "dup":
+        dup(sys.argv[1])
     else:
         study(sys.argv[1])

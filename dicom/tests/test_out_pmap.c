@@ -10,7 +10,7 @@ static void run_case(const ot_case *c) {
     aac_output_params p = aac_output_default_params();
     p.model_hash = "sha256:0123456789abcdef";
     char name[64], path[4096], raw[4096];
-    snprintf(name, sizeof name, "pmap_%s", c->name);
+    snprintf(name, sizeof name, "pmap_%.50s", c->name);
     const char *out = dt_scratch(name);
     snprintf(path, sizeof path, "%s/pmap.dcm", out);
     aac_error e = {0};

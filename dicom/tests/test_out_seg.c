@@ -79,7 +79,7 @@ static void run_case(const ot_case *c) {
     aac_output_params p = aac_output_default_params();
     p.model_hash = "sha256:0123456789abcdef";
     char name[64];
-    snprintf(name, sizeof name, "seg_%s", c->name);
+    snprintf(name, sizeof name, "seg_%.50s", c->name);
     const char *out = dt_scratch(name);
     char prob[4096], bin[4096];
     snprintf(prob, sizeof prob, "%s/seg_probability.dcm", out);
