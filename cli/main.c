@@ -5,6 +5,7 @@
 #include "cli.h"
 #include "cmd_ingest.h"
 #include "cmd_sample.h"
+#include "cmd_train.h"
 
 static void usage(FILE *f) {
     fprintf(f,
@@ -20,6 +21,10 @@ static void usage(FILE *f) {
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
             "  convert DICOM series / NIfTI volumes to NIfTI (same values and affine as dcm2niix)\n"
             "  info    list the image series in files and folders (text or --json)\n"
+            "  train   train the AA-CLIP adapters (both stages) on a JSON-lines dataset\n"
+            "  eval    pixel and image AUROC / AP of a model bundle on a JSON-lines dataset\n"
+            "  make-phantoms  synthetic CT-like slices with lesion masks + data.jsonl (demo/test data)\n"
+            "  random-model   a model bundle with a random CLIP-shaped backbone (demo/tests)\n"
             "  make-sample-study  write the synthetic CT study with planted lesions\n"
             "          (testdata/sample-study)\n"
             "  model   import published weights (Hugging Face, OpenAI .pt, AA-CLIP checkpoints)\n"
@@ -47,6 +52,10 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "eval")) return cmd_eval(argc - 1, argv + 1);
+    if (!strcmp(cmd, "make-phantoms")) return cmd_make_phantoms(argc - 1, argv + 1);
+    if (!strcmp(cmd, "random-model")) return cmd_random_model(argc - 1, argv + 1);
     if (!strcmp(cmd, "make-sample-study")) return cmd_make_sample_study(argc - 1, argv + 1);
     if (!strcmp(cmd, "convert")) return cmd_convert(argc - 1, argv + 1);
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);

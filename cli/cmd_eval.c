@@ -1,0 +1,286 @@
+/* cmd_eval.c - aaclip eval: pixel and image AUROC / AP of a model bundle on a JSON-lines test
+ * set, with the reference's protocol (aaclip_eval.h). */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "aaclip.h"
+#include "aaclip_data.h"
+#include "aaclip_eval.h"
+#include "cli.h"
+#include "cmd_train.h"
+#include "progress.h"
+
+static void eval_help(void) {
+    printf("usage: aaclip eval --model BUNDLE --data test.jsonl [--json FILE] [--csv FILE]\n"
+           "                   [--domain medical|industrial] [model options]\n"
+           "\n"
+           "Runs the adapted model on every line of the dataset and reports, per class and as the\n"
+           "mean over classes, pixel AUROC / AP (every pixel of the run-size maps against the nearest-\n"
+           "resized masks) and image AUROC / AP. As the reference: each class is one test set whose\n"
+           "maps and detection scores are min-max normalised over the set; the image score is the\n"
+           "map maximum (medical) or 0.5 map maximum + 0.5 detection score (industrial). Ties count\n"
+           "as in scikit-learn. Values undefined for a class (no lesion, or no normal image) show '-'.\n"
+           "\n"
+           "  --data FILE        JSON lines {image_path, label, class_name, mask_path}\n"
+           "  --json FILE        results as JSON (fractions in 0..1, null when undefined)\n"
+           "  --csv FILE         results as CSV, one row per class and a mean row\n"
+           "  --domain D         medical or industrial for every class (default: the bundle's class\n"
+           "                     table, else its default domain)\n"
+           "\n");
+    model_opts_help();
+}
+
+static json_t *num_or_null(double v) { return isnan(v) ? json_null() : json_real(v); }
+
+static json_t *class_json(const aac_eval_class *c) {
+    json_t *o = json_object();
+    json_object_set_new(o, "class", json_string(c->name));
+    json_object_set_new(o, "domain", json_string(c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical"));
+    json_object_set_new(o, "images", json_integer(c->n_images));
+    json_object_set_new(o, "anomalous_images", json_integer(c->n_anomalous));
+    json_object_set_new(o, "pixels", json_integer(c->n_pixels));
+    json_object_set_new(o, "lesion_pixels", json_integer(c->n_lesion_pixels));
+    json_object_set_new(o, "pixel_auroc", num_or_null(c->pixel_auroc));
+    json_object_set_new(o, "pixel_ap", num_or_null(c->pixel_ap));
+    json_object_set_new(o, "image_auroc", num_or_null(c->image_auroc));
+    json_object_set_new(o, "image_ap", num_or_null(c->image_ap));
+    return o;
+}
+
+/* text to path.tmp.<pid>, then renamed */
+static int write_atomic(const char *path, const char *text) {
+    char tmp[4096];
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    FILE *f = fopen(tmp, "w");
+    int ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
+    if (f && fclose(f) != 0) ok = 0;
+    if (!ok || rename(tmp, path) != 0) {
+        fprintf(stderr, "aaclip: %s: cannot write: %s\n", path, strerror(errno));
+        unlink(tmp);
+        return -1;
+    }
+    return 0;
+}
+
+static void fmt_pct(double v, char *buf, size_t cap) {
+    if (isnan(v)) snprintf(buf, cap, "-");
+    else snprintf(buf, cap, "%.2f", 100 * v);
+}
+
+static void print_row(const aac_eval_class *c) {
+    char v[4][32];
+    fmt_pct(c->pixel_auroc, v[0], 32), fmt_pct(c->pixel_ap, v[1], 32);
+    fmt_pct(c->image_auroc, v[2], 32), fmt_pct(c->image_ap, v[3], 32);
+    printf("%-24s %-10s %6d %9d %12s %9s %12s %9s\n", c->name,
+           strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
+           c->n_images, c->n_anomalous, v[0], v[1], v[2], v[3]);
+}
+
+static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
+    char line[512], v[4][40];
+    const double x[4] = {c->pixel_auroc, c->pixel_ap, c->image_auroc, c->image_ap};
+    for (int k = 0; k < 4; k++) {
+        if (isnan(x[k])) v[k][0] = 0;
+        else snprintf(v[k], sizeof v[k], "%.10f", x[k]);
+    }
+    /* class names are quoted (they may hold commas) */
+    char name[300];
+    size_t q = 0;
+    name[q++] = '"';
+    for (const char *p = c->name; *p && q < sizeof name - 3; p++) {
+        if (*p == '"') name[q++] = '"';
+        name[q++] = *p;
+    }
+    name[q++] = '"', name[q] = 0;
+    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s\n", name,
+                           strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
+                           c->n_images, c->n_anomalous, (long long)c->n_pixels, (long long)c->n_lesion_pixels, v[0],
+                           v[1], v[2], v[3]);
+    char *p = realloc(*buf, *len + (size_t)n + 1);
+    if (!p) return -1;
+    memcpy(p + *len, line, (size_t)n + 1);
+    *buf = p, *len += (size_t)n;
+    return 0;
+}
+
+typedef struct anchor { char *desc; float *T; } anchor;
+
+int cmd_eval(int argc, char **argv) {
+    model_opts mo;
+    memset(&mo, 0, sizeof mo);
+    mo.params = aac_model_default_params();
+    const char *data = NULL, *json_path = NULL, *csv_path = NULL;
+    int domain_set = 0;
+    aac_domain domain = AAC_DOMAIN_MEDICAL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        int r = model_opts_parse(&mo, argc, argv, &i);
+        if (r < 0) return 2;
+        if (r > 0) continue;
+        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+            eval_help();
+            return 0;
+        }
+        if (!v) {
+            fprintf(stderr, "aaclip eval: unknown option or missing value: '%s' (see --help)\n", a);
+            return 2;
+        }
+        i++;
+        if (!strcmp(a, "--data")) data = v;
+        else if (!strcmp(a, "--json")) json_path = v;
+        else if (!strcmp(a, "--csv")) csv_path = v;
+        else if (!strcmp(a, "--domain")) {
+            domain_set = 1;
+            if (!strcmp(v, "medical")) domain = AAC_DOMAIN_MEDICAL;
+            else if (!strcmp(v, "industrial")) domain = AAC_DOMAIN_INDUSTRIAL;
+            else {
+                fprintf(stderr, "aaclip eval: --domain expects medical or industrial, got '%s'\n", v);
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "aaclip eval: unknown option '%s' (see --help)\n", a);
+            return 2;
+        }
+    }
+    if (!mo.bundle || !data) {
+        fprintf(stderr, "aaclip eval: --model BUNDLE and --data FILE are required\n");
+        return 2;
+    }
+    if (mo.clip || mo.adapters) {
+        fprintf(stderr, "aaclip eval: give the model as a bundle (--model; aaclip model import makes one)\n");
+        return 2;
+    }
+    set_threads(mo.params.n_threads);
+
+    aac_error err = {0};
+    aac_bundle *b = NULL;
+    aac_dataset *ds = NULL;
+    aac_model *m = NULL;
+    aac_tokenizer *tok = NULL;
+    aac_eval *ev = NULL;
+    aac_vision_out vo;
+    memset(&vo, 0, sizeof vo);
+    float *input = NULL, *map = NULL;
+    uint8_t *mask = NULL;
+    anchor *anchors = NULL;
+    int n_anchors = 0, rc = 1;
+    char *csv = NULL, *js = NULL;
+    if (aac_bundle_open(mo.bundle, &b, &err) || aac_dataset_open(data, &ds, &err) || aac_eval_new(&ev, &err)) {
+        fprintf(stderr, "aaclip: %s\n", err.message);
+        goto done;
+    }
+    if (model_opts_open(&mo, &m, &tok)) goto done;
+    if (!aac_model_has_adapters(m)) {
+        fprintf(stderr, "aaclip: %s has no AA-CLIP adapters (eval runs the adapted model)\n", mo.bundle);
+        goto done;
+    }
+    const aac_config *c = aac_model_config(m);
+    const int S = c->img, G = aac_model_grid(m), E = c->embed_dim, n = aac_dataset_count(ds);
+    input = malloc(sizeof(float) * 3 * (size_t)S * S);
+    map = malloc(sizeof(float) * (size_t)S * S);
+    mask = malloc((size_t)S * S);
+    vo.det_token = malloc(sizeof(float) * E);
+    int ok = input && map && mask && vo.det_token;
+    for (int k = 0; k < c->n_levels; k++) ok &= (vo.seg_tokens[k] = malloc(sizeof(float) * (size_t)G * G * E)) != NULL;
+    if (!ok) {
+        fprintf(stderr, "aaclip: out of memory\n");
+        goto done;
+    }
+    progress pg;
+    progress_start(&pg, "eval", n);
+    for (int i = 0; i < n; i++) {
+        const aac_sample *x = aac_dataset_sample(ds, i);
+        aac_domain dom;
+        const char *desc = aac_bundle_describe_class(b, NULL, x->class_name, &dom);
+        if (domain_set) dom = domain;
+        const float *T = NULL;
+        for (int k = 0; k < n_anchors && !T; k++)
+            if (!strcmp(anchors[k].desc, desc)) T = anchors[k].T;
+        if (!T) { /* anchors depend only on the description: once each */
+            anchor *p = realloc(anchors, sizeof *p * (n_anchors + 1));
+            if (!p) goto oom;
+            anchors = p;
+            anchors[n_anchors].desc = strdup(desc);
+            anchors[n_anchors].T = malloc(sizeof(float) * 2 * E);
+            if (!anchors[n_anchors].desc || !anchors[n_anchors].T) {
+                free(anchors[n_anchors].desc), free(anchors[n_anchors].T);
+                goto oom;
+            }
+            n_anchors++;
+            if (aac_text_anchors(m, tok, desc, 1, anchors[n_anchors - 1].T, &err)) goto fail;
+            T = anchors[n_anchors - 1].T;
+        }
+        float score;
+        if (aac_dataset_load(ds, i, S, NULL, 0, input, NULL, mask, &err) ||
+            aac_encode_image(m, input, 1, &vo, &err) || aac_anomaly_maps(m, &vo, T, dom, NULL, map, &score, &err) ||
+            aac_eval_add(ev, x->class_name, dom, map, mask, (size_t)S * S, score, x->label, &err))
+            goto fail;
+        char info[64];
+        snprintf(info, sizeof info, "images");
+        progress_update(&pg, i + 1, info);
+    }
+    progress_finish(&pg, NULL);
+    const aac_eval_class *cls;
+    int ncls;
+    aac_eval_class mean;
+    if (aac_eval_compute(ev, &cls, &ncls, &mean, &err)) goto fail;
+
+    printf("%-24s %-10s %6s %9s %12s %9s %12s %9s\n", "class", "domain", "images", "anomalous", "pixel AUROC",
+           "pixel AP", "image AUROC", "image AP");
+    for (int k = 0; k < ncls; k++) print_row(&cls[k]);
+    if (ncls > 1) print_row(&mean);
+
+    if (json_path) {
+        json_t *root = json_object(), *arr = json_array();
+        json_object_set_new(root, "model", json_string(mo.bundle));
+        json_object_set_new(root, "data", json_string(data));
+        json_object_set_new(root, "image_size", json_integer(S));
+        for (int k = 0; k < ncls; k++) json_array_append_new(arr, class_json(&cls[k]));
+        json_object_set_new(root, "classes", arr);
+        json_object_set_new(root, "mean", class_json(&mean));
+        js = json_dumps(root, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(12));
+        json_decref(root);
+        if (!js) goto oom;
+        const size_t l = strlen(js);
+        char *p = realloc(js, l + 2);
+        if (!p) goto oom;
+        js = p;
+        memcpy(js + l, "\n", 2);
+        if (write_atomic(json_path, js)) goto done;
+    }
+    if (csv_path) {
+        const char *head = "class,domain,images,anomalous_images,pixels,lesion_pixels,pixel_auroc,pixel_ap,"
+                           "image_auroc,image_ap\n";
+        size_t len = strlen(head);
+        if (!(csv = strdup(head))) goto oom;
+        for (int k = 0; k < ncls; k++)
+            if (csv_row(&csv, &len, &cls[k])) goto oom;
+        if (csv_row(&csv, &len, &mean)) goto oom;
+        if (write_atomic(csv_path, csv)) goto done;
+    }
+    rc = 0;
+    goto done;
+oom:
+    fprintf(stderr, "aaclip: out of memory\n");
+    goto done;
+fail:
+    fprintf(stderr, "\naaclip: %s\n", err.message);
+done:
+    for (int k = 0; k < n_anchors; k++) free(anchors[k].desc), free(anchors[k].T);
+    free(anchors);
+    for (int k = 0; k < AAC_MAX_LEVELS; k++) free(vo.seg_tokens[k]);
+    free(vo.det_token);
+    free(input), free(map), free(mask), free(csv), free(js);
+    aac_eval_free(ev);
+    aac_model_free(m);
+    aac_tokenizer_free(tok);
+    aac_dataset_free(ds);
+    aac_bundle_free(b);
+    return rc;
+}

@@ -1,0 +1,63 @@
+/* aaclip_eval.h - evaluation metrics of AA-CLIP: exact ROC AUC and average precision (ties as
+ * scikit-learn's roc_auc_score / average_precision_score treat them) and the reference's
+ * evaluation protocol: set-level min-max normalisation of maps and scores, the domain rule for
+ * the image score, per class and mean. Same conventions as aaclip.h. */
+#ifndef AACLIP_EVAL_H
+#define AACLIP_EVAL_H
+
+#include "aaclip.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Binary ROC AUC and average precision of scores against labels (nonzero = positive), as
+ * scikit-learn computes them: every distinct score is one threshold (tied scores move the curve
+ * diagonally), AUC is the trapezoid area, AP = sum over thresholds of (R_k - R_{k-1}) P_k.
+ * AUC is computed from integer counts (exact up to one final rounding). Undefined cases:
+ * AUC is NaN when only one class is present (scikit-learn raises); AP is 0 without positives
+ * (scikit-learn's value, with its warning). NaN scores are an AAC_ERR_ARG.
+ * Works on a copy sorted by radix sort: 8 bytes of scratch per sample. */
+aac_status aac_binary_metrics(const float *scores, const uint8_t *labels, size_t n, double *auroc,
+                              double *ap, aac_error *err);
+
+/* ------------------------------------------------------------------ the evaluation protocol */
+/* An accumulator over a test set. Per image: the raw anomaly map (sum over levels, any size),
+ * its mask (nonzero = lesion; NULL = none), the raw detection score and the image label. Each
+ * class is its own test set, as in the reference's per-class loop: its maps are min-max
+ * normalised over all its pixels and its detection scores over its images (float32, as the
+ * reference's numpy arrays), then
+ *   image score = max of the normalised map                        (medical)
+ *               = 0.5 * max normalised map + 0.5 * normalised score (industrial).
+ * A set whose maps (scores) are all equal normalises to 0.
+ * Memory: the pixels are kept as 4-byte scores split by label (the normalisation only merges
+ * values, never reorders them, so it is applied at the end); computing a class needs 4 more
+ * bytes per pixel of its larger half for the sort. 100 images of 518 x 518 (26.8 M pixels):
+ * about 107 MB kept + up to 107 MB while sorting. */
+typedef struct aac_eval aac_eval;
+
+typedef struct aac_eval_class {
+    char name[128];
+    aac_domain domain;
+    int n_images, n_anomalous;   /* images, images with label 1 */
+    int64_t n_pixels, n_lesion_pixels;
+    double pixel_auroc, pixel_ap;  /* NaN when undefined (no lesion pixel, or no normal one) */
+    double image_auroc, image_ap;
+} aac_eval_class;
+
+aac_status aac_eval_new(aac_eval **out, aac_error *err);
+void aac_eval_free(aac_eval *e);
+/* Adds one image to the set of class_name (created at first use with `domain`; a later
+ * different domain for the same class is an AAC_ERR_ARG). map and mask have npix values. */
+aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, const float *map,
+                        const uint8_t *mask, size_t npix, float score_det, int label, aac_error *err);
+/* Computes every class (in order of first appearance). *classes is owned by e and valid until
+ * the next aac_eval_compute or aac_eval_free. mean: averages over the classes where a value is defined (name "mean",
+ * counts summed). */
+aac_status aac_eval_compute(aac_eval *e, const aac_eval_class **classes, int *n_classes,
+                            aac_eval_class *mean, aac_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

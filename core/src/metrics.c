@@ -1,0 +1,276 @@
+/* metrics.c - exact ROC AUC / average precision (scikit-learn's tie handling) and the
+ * reference's evaluation protocol (set-level min-max normalisation, domain rule). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "aaclip_eval.h"
+#include "error.h"
+
+/* ------------------------------------------------------------------ sorting */
+
+/* Order-preserving float -> u32 map (-0.0 counts as +0.0, so equal scores tie). */
+static uint32_t sort_key(float f) {
+    if (f == 0.0f) f = 0.0f;
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/* LSD radix sort, ascending, 8 bits a pass; passes where every key has the same digit are
+ * skipped. tmp holds n keys. */
+static void radix_sort(uint32_t *a, uint32_t *tmp, size_t n) {
+    for (int shift = 0; shift < 32; shift += 8) {
+        size_t count[257] = {0};
+        for (size_t i = 0; i < n; i++) count[((a[i] >> shift) & 0xff) + 1]++;
+        int single = 0;
+        for (int d = 1; d <= 256; d++) single |= count[d] == n;
+        if (single) continue;
+        for (int d = 0; d < 256; d++) count[d + 1] += count[d];
+        for (size_t i = 0; i < n; i++) tmp[count[(a[i] >> shift) & 0xff]++] = a[i];
+        memcpy(a, tmp, n * sizeof *a);
+    }
+}
+
+/* Walks both sorted key lists from the highest score down, one step per distinct score. The
+ * ROC area is accumulated in units of 1 / (2 P N) as an integer: each tie group adds
+ * dfp * (2 tp_before + dtp), the trapezoid under the diagonal move, so ties count one half as
+ * in scikit-learn; P, N < 2^31 keep the sum below 2^63. */
+static void metrics_sorted(const uint32_t *pos, size_t P, const uint32_t *neg, size_t N, double *auroc,
+                           double *ap) {
+    size_t i = P, j = N;
+    uint64_t tp = 0, fp = 0, area = 0;
+    double sum_ap = 0;
+    while (i > 0 || j > 0) {
+        uint32_t k = i > 0 && (j == 0 || pos[i - 1] >= neg[j - 1]) ? pos[i - 1] : neg[j - 1];
+        uint64_t dtp = 0, dfp = 0;
+        while (i > 0 && pos[i - 1] == k) i--, dtp++;
+        while (j > 0 && neg[j - 1] == k) j--, dfp++;
+        area += dfp * (2 * tp + dtp);
+        tp += dtp;
+        fp += dfp;
+        if (dtp) sum_ap += ((double)dtp / (double)P) * ((double)tp / (double)(tp + fp));
+    }
+    if (auroc) *auroc = P && N ? (double)area / (2.0 * (double)P * (double)N) : NAN;
+    if (ap) *ap = sum_ap; /* 0 without positives, as scikit-learn */
+}
+
+/* Sorts both halves (in place, keys) and computes the metrics. */
+static aac_status metrics_keys(uint32_t *pos, size_t P, uint32_t *neg, size_t N, double *auroc, double *ap,
+                               aac_error *err) {
+    const size_t big = P > N ? P : N;
+    uint32_t *tmp = malloc((big ? big : 1) * sizeof *tmp);
+    if (!tmp) return aac_fail(err, AAC_ERR_NOMEM, "out of memory sorting %zu scores", big);
+    radix_sort(pos, tmp, P);
+    radix_sort(neg, tmp, N);
+    free(tmp);
+    metrics_sorted(pos, P, neg, N, auroc, ap);
+    return AAC_OK;
+}
+
+aac_status aac_binary_metrics(const float *scores, const uint8_t *labels, size_t n, double *auroc,
+                              double *ap, aac_error *err) {
+    if ((!scores || !labels) && n) return aac_fail(err, AAC_ERR_ARG, "aac_binary_metrics: NULL argument");
+    if (n >= ((size_t)1 << 31)) return aac_fail(err, AAC_ERR_ARG, "aac_binary_metrics: %zu samples (max 2^31)", n);
+    size_t P = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (isnan(scores[i])) return aac_fail(err, AAC_ERR_ARG, "aac_binary_metrics: score %zu is NaN", i);
+        P += labels[i] != 0;
+    }
+    uint32_t *keys = malloc((n ? n : 1) * sizeof *keys);
+    if (!keys) return aac_fail(err, AAC_ERR_NOMEM, "out of memory (%zu scores)", n);
+    size_t ip = 0, in = P;
+    for (size_t i = 0; i < n; i++) keys[labels[i] ? ip++ : in++] = sort_key(scores[i]);
+    aac_status s = metrics_keys(keys, P, keys + P, n - P, auroc, ap, err);
+    free(keys);
+    return s;
+}
+
+/* ------------------------------------------------------------------ evaluation protocol */
+
+typedef struct fvec { float *v; size_t n, cap; } fvec;
+
+static int fvec_push(fvec *a, const float *v, size_t n) {
+    if (a->n + n > a->cap) {
+        size_t cap = a->cap ? a->cap : 1024;
+        while (cap < a->n + n) cap *= 2;
+        float *p = realloc(a->v, cap * sizeof *p);
+        if (!p) return -1;
+        a->v = p, a->cap = cap;
+    }
+    memcpy(a->v + a->n, v, n * sizeof *v);
+    a->n += n;
+    return 0;
+}
+
+typedef struct eval_set {
+    aac_eval_class r;
+    fvec pos, neg;          /* raw map values of lesion / normal pixels (keys after computing) */
+    float mn, mx;           /* over all pixels of the set */
+    fvec map_max, det, lab; /* per image: raw map maximum, raw detection score, label */
+    int done;               /* pos/neg hold sorted keys, r is final */
+} eval_set;
+
+struct aac_eval {
+    eval_set *sets;
+    int n, cap;
+    aac_eval_class *out;
+};
+
+aac_status aac_eval_new(aac_eval **out, aac_error *err) {
+    if (!out) return aac_fail(err, AAC_ERR_ARG, "aac_eval_new: NULL argument");
+    *out = calloc(1, sizeof **out);
+    return *out ? AAC_OK : aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+}
+
+void aac_eval_free(aac_eval *e) {
+    if (!e) return;
+    for (int i = 0; i < e->n; i++) {
+        eval_set *s = &e->sets[i];
+        free(s->pos.v), free(s->neg.v), free(s->map_max.v), free(s->det.v), free(s->lab.v);
+    }
+    free(e->sets);
+    free(e->out);
+    free(e);
+}
+
+static eval_set *find_set(aac_eval *e, const char *name, aac_domain domain, aac_error *err) {
+    for (int i = 0; i < e->n; i++)
+        if (!strcmp(e->sets[i].r.name, name)) {
+            if (e->sets[i].r.domain != domain) {
+                aac_fail(err, AAC_ERR_ARG, "class '%s' added with two domains", name);
+                return NULL;
+            }
+            return &e->sets[i];
+        }
+    if (e->n == e->cap) {
+        int cap = e->cap ? 2 * e->cap : 8;
+        eval_set *p = realloc(e->sets, cap * sizeof *p);
+        if (!p) {
+            aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+            return NULL;
+        }
+        e->sets = p, e->cap = cap;
+    }
+    eval_set *s = &e->sets[e->n++];
+    memset(s, 0, sizeof *s);
+    snprintf(s->r.name, sizeof s->r.name, "%s", name);
+    s->r.domain = domain;
+    s->mn = INFINITY, s->mx = -INFINITY;
+    return s;
+}
+
+aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, const float *map,
+                        const uint8_t *mask, size_t npix, float score_det, int label, aac_error *err) {
+    if (!e || !class_name || !map || !npix) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: missing argument");
+    if (isnan(score_det)) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': NaN detection score", class_name);
+    eval_set *s = find_set(e, class_name, domain, err);
+    if (!s) return err ? err->code : AAC_ERR_ARG;
+    if (s->done) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s' was already computed", class_name);
+    float mx = -INFINITY, mn = INFINITY;
+    for (size_t i = 0; i < npix; i++) {
+        if (isnan(map[i])) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': NaN in the map", class_name);
+        if (map[i] > mx) mx = map[i];
+        if (map[i] < mn) mn = map[i];
+    }
+    /* lesion and normal pixels go to their own arrays, in runs */
+    int bad = 0;
+    for (size_t i = 0; i < npix && !bad;) {
+        const int pos = mask && mask[i];
+        size_t j = i + 1;
+        while (j < npix && (mask && mask[j]) == pos) j++;
+        bad = fvec_push(pos ? &s->pos : &s->neg, map + i, j - i);
+        i = j;
+    }
+    const float lab = (float)(label != 0);
+    if (bad || fvec_push(&s->map_max, &mx, 1) || fvec_push(&s->det, &score_det, 1) || fvec_push(&s->lab, &lab, 1))
+        return aac_fail(err, AAC_ERR_NOMEM, "out of memory adding an image of class '%s'", class_name);
+    if (mn < s->mn) s->mn = mn;
+    if (mx > s->mx) s->mx = mx;
+    s->r.n_images++;
+    s->r.n_anomalous += label != 0;
+    return AAC_OK;
+}
+
+/* (x - mn) / (mx - mn) in float32, as the reference's numpy arrays; 0 when mx == mn. */
+static float norm01(float x, float mn, float d) { return d > 0 ? (x - mn) / d : 0.0f; }
+
+static aac_status compute_set(eval_set *s, aac_error *err) {
+    const float d = s->mx - s->mn;
+    /* float -> key in place (both 4 bytes; memcpy gives the storage its new type) */
+    for (size_t i = 0; i < s->pos.n; i++) {
+        const uint32_t k = sort_key(norm01(s->pos.v[i], s->mn, d));
+        memcpy(&s->pos.v[i], &k, 4);
+    }
+    for (size_t i = 0; i < s->neg.n; i++) {
+        const uint32_t k = sort_key(norm01(s->neg.v[i], s->mn, d));
+        memcpy(&s->neg.v[i], &k, 4);
+    }
+    uint32_t *pos = (uint32_t *)(void *)s->pos.v, *neg = (uint32_t *)(void *)s->neg.v;
+    s->r.n_pixels = (int64_t)(s->pos.n + s->neg.n);
+    s->r.n_lesion_pixels = (int64_t)s->pos.n;
+    aac_status st = metrics_keys(pos, s->pos.n, neg, s->neg.n, &s->r.pixel_auroc, &s->r.pixel_ap, err);
+    if (st) return st;
+    if (!s->pos.n) s->r.pixel_ap = NAN; /* no lesion pixel: nothing to rank */
+    /* image scores */
+    const int n = s->r.n_images;
+    float smn = INFINITY, smx = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (s->det.v[i] < smn) smn = s->det.v[i];
+        if (s->det.v[i] > smx) smx = s->det.v[i];
+    }
+    if (n <= 0) return aac_fail(err, AAC_ERR_ARG, "no images to evaluate");
+    float *score = malloc(sizeof(float) * (size_t)n);
+    uint8_t *lab = malloc((size_t)n);
+    if (!score || !lab) {
+        free(score), free(lab);
+        return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    }
+    for (int i = 0; i < n; i++) {
+        const float m = norm01(s->map_max.v[i], s->mn, d);
+        score[i] = s->r.domain == AAC_DOMAIN_INDUSTRIAL ? 0.5f * m + 0.5f * norm01(s->det.v[i], smn, smx - smn) : m;
+        lab[i] = s->lab.v[i] != 0;
+    }
+    st = aac_binary_metrics(score, lab, (size_t)n, &s->r.image_auroc, &s->r.image_ap, err);
+    if (!st && !s->r.n_anomalous) s->r.image_ap = NAN;
+    free(score), free(lab);
+    if (!st) s->done = 1;
+    return st;
+}
+
+aac_status aac_eval_compute(aac_eval *e, const aac_eval_class **classes, int *n_classes, aac_eval_class *mean,
+                            aac_error *err) {
+    if (!e) return aac_fail(err, AAC_ERR_ARG, "aac_eval_compute: NULL argument");
+    aac_eval_class *out = realloc(e->out, sizeof *out * (e->n ? e->n : 1));
+    if (!out) return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    e->out = out;
+    for (int i = 0; i < e->n; i++) {
+        if (!e->sets[i].done) {
+            aac_status s = compute_set(&e->sets[i], err);
+            if (s) return s;
+        }
+        out[i] = e->sets[i].r;
+    }
+    if (classes) *classes = out;
+    if (n_classes) *n_classes = e->n;
+    if (mean) {
+        memset(mean, 0, sizeof *mean);
+        snprintf(mean->name, sizeof mean->name, "mean");
+        mean->domain = e->n ? out[0].domain : AAC_DOMAIN_MEDICAL;
+        double sum[4] = {0};
+        int cnt[4] = {0};
+        for (int i = 0; i < e->n; i++) {
+            const double v[4] = {out[i].pixel_auroc, out[i].pixel_ap, out[i].image_auroc, out[i].image_ap};
+            for (int k = 0; k < 4; k++)
+                if (!isnan(v[k])) sum[k] += v[k], cnt[k]++;
+            mean->n_images += out[i].n_images;
+            mean->n_anomalous += out[i].n_anomalous;
+            mean->n_pixels += out[i].n_pixels;
+            mean->n_lesion_pixels += out[i].n_lesion_pixels;
+        }
+        double *dst[4] = {&mean->pixel_auroc, &mean->pixel_ap, &mean->image_auroc, &mean->image_ap};
+        for (int k = 0; k < 4; k++) *dst[k] = cnt[k] ? sum[k] / cnt[k] : NAN;
+    }
+    return AAC_OK;
+}
