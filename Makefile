@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
 
-.PHONY: all deps build test test-asan fuzz clean
+.PHONY: all deps build demo test test-asan fuzz clean
 
 all: build
 
@@ -19,6 +19,14 @@ $(BUILD)/CMakeCache.txt:
 
 build: deps $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
+
+# The main job on the bundled sample study with the demo model (synthetic data, random backbone:
+# a pipeline demonstration, not a clinical model).
+DEMO_OUT ?= demo-results
+demo: build
+	$(BUILD)/bin/aaclip score testdata/sample-study/dicom -o $(DEMO_OUT) --model testdata/demo-model
+	@echo "demo: results in $(DEMO_OUT)/ (summary.json, summary.csv; per series: DICOM SEG/PMAP/SR,"
+	@echo "demo: NIfTI/NRRD maps, scene.mrml for 3D Slicer, montage.png)"
 
 # Sanitizer run and fuzzing first, the full test run last (its summary closes the output).
 test: build
