@@ -13,6 +13,9 @@ void gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const fl
 void gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
              float beta, float *C, int ldc);
 
+/* C[M x N] = alpha * A[K x M]^T @ B[K x N] + beta * C (weight gradients). */
+void gemm_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
+             float beta, float *C, int ldc);
 /* Makes OpenBLAS single-threaded and sets the OpenMP thread count (n <= 0: leave it).
  * Called once by the model constructors; the products are split by aaclip itself. */
 void compute_threads_init(int n);

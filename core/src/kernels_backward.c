@@ -1,35 +1,11 @@
 /* kernels_backward.c - gradients of the AA-CLIP operations (see kernels_backward.h). */
 #include "kernels_backward.h"
 
-#include <cblas.h>
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
-
-/* Same row-panel split as gemm_nt/gemm_nn in kernels.c: every row of C is computed by the
- * same kernel call shape whatever the thread count. A^T's row r is A's column r. */
-void gemm_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc) {
-    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (nt <= 1 || M < 64 || (double)M * N * K < 1e6) {
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta,
-                    C, ldc);
-        return;
-    }
-    const int panels = (M + 15) / 16;
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        const int p0 = panels * t / n, p1 = panels * (t + 1) / n;
-        const int r0 = p0 * 16, r1 = p1 * 16 < M ? p1 * 16 : M;
-        if (r1 > r0)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, r1 - r0, N, K, alpha, A + r0, lda,
-                        B, ldb, beta, C + (size_t)r0 * ldc, ldc);
-    }
-}
 
 void linear_backward_input(int M, int N, int K, const float *dy, const float *W, float *dx,
                            float beta) {

@@ -10,9 +10,6 @@
 #define AAC_KERNELS_BACKWARD_H
 #include <stddef.h>
 
-/* C[M x N] = alpha * A[K x M]^T @ B[K x N] + beta * C (split over rows of C like gemm_nt). */
-void gemm_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc);
 
 /* ---- linear layer without bias: y[M x N] = x[M x K] @ W[N x K]^T ---- */
 /* dx[M x K] = dy @ W (beta = 0) or dx += dy @ W (beta = 1). */
