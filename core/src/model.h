@@ -70,6 +70,13 @@ struct aac_model {
     void *trace_ctx;
 };
 
+/* AA-CLIP's prompt ensemble: sentence j of a class description, 0..5 the normal states and
+ * 6..15 the abnormal ones (each state in the templates "{}." and "a photo of {}."). */
+#define AAC_N_PROMPTS 16
+#define AAC_N_NORMAL_PROMPTS 6
+aac_status prompt_ids(const aac_tokenizer *tok, const char *description, int j,
+                      int32_t ids[AAC_CONTEXT_LENGTH], aac_error *err);
+
 /* Runs one residual block on x [n x W] in place (ws supplies scratch). causal: text mask. */
 void block_forward(const aac_model *m, const block_weights *bw, float *x, int n, int width,
                    int heads, int causal, workspace *ws);

@@ -58,6 +58,18 @@ static int fill(char *dst, size_t cap, const char *fmt, const char *arg) {
     return n >= 0 && (size_t)n < cap;
 }
 
+aac_status prompt_ids(const aac_tokenizer *tok, const char *description, int j,
+                      int32_t ids[AAC_CONTEXT_LENGTH], aac_error *err) {
+    if (j < 0 || j >= AAC_N_PROMPTS) return aac_fail(err, AAC_ERR_ARG, "prompt %d out of range", j);
+    const int normal = j < AAC_N_NORMAL_PROMPTS, jj = normal ? j : j - AAC_N_NORMAL_PROMPTS;
+    const char *state_fmt = normal ? k_normal_states[jj / 2] : k_abnormal_states[jj / 2];
+    char state[1024], sentence[1200];
+    if (!fill(state, sizeof state, state_fmt, description) ||
+        !fill(sentence, sizeof sentence, k_templates[jj % 2], state))
+        return aac_fail(err, AAC_ERR_ARG, "class description too long");
+    return aac_tokenizer_encode(tok, sentence, ids, err);
+}
+
 aac_status aac_text_anchors(aac_model *m, const aac_tokenizer *tok, const char *description,
                             int adapted, float *T, aac_error *err) {
     if (!m || !tok || !description || !T)
@@ -66,27 +78,16 @@ aac_status aac_text_anchors(aac_model *m, const aac_tokenizer *tok, const char *
     float emb[4096], acc[4096];
     if (E > 4096) return aac_fail(err, AAC_ERR_UNSUPPORTED, "embedding size %d too large", E);
     for (int group = 0; group < 2; group++) {
-        const char *const *states = group ? k_abnormal_states : k_normal_states;
-        const int n_states = group ? 5 : 3;
+        const int j0 = group ? AAC_N_NORMAL_PROMPTS : 0, j1 = group ? AAC_N_PROMPTS : AAC_N_NORMAL_PROMPTS;
         memset(acc, 0, sizeof(float) * E);
-        int count = 0;
-        for (int s = 0; s < n_states; s++) {
-            char state[1024], sentence[1200];
-            if (!fill(state, sizeof state, states[s], description))
-                return aac_fail(err, AAC_ERR_ARG, "class description too long");
-            for (int t = 0; t < 2; t++) {
-                if (!fill(sentence, sizeof sentence, k_templates[t], state))
-                    return aac_fail(err, AAC_ERR_ARG, "class description too long");
-                int32_t ids[AAC_CONTEXT_LENGTH];
-                aac_status st = aac_tokenizer_encode(tok, sentence, ids, err);
-                if (st) return st;
-                if ((st = aac_encode_text(m, ids, adapted, emb, err))) return st;
-                l2_normalize_rows(emb, 1, E);
-                for (int e = 0; e < E; e++) acc[e] += emb[e];
-                count++;
-            }
+        for (int j = j0; j < j1; j++) {
+            int32_t ids[AAC_CONTEXT_LENGTH];
+            aac_status st = prompt_ids(tok, description, j, ids, err);
+            if (st || (st = aac_encode_text(m, ids, adapted, emb, err))) return st;
+            l2_normalize_rows(emb, 1, E);
+            for (int e = 0; e < E; e++) acc[e] += emb[e];
         }
-        for (int e = 0; e < E; e++) acc[e] /= (float)count;
+        for (int e = 0; e < E; e++) acc[e] /= (float)(j1 - j0);
         l2_normalize_rows(acc, 1, E);
         for (int e = 0; e < E; e++) T[e * 2 + group] = acc[e];
     }

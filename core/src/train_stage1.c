@@ -19,31 +19,6 @@
 #include "kernels.h"
 #include "train_internal.h"
 
-/* The prompt ensemble (as text.c builds it): states x templates, normal then abnormal. */
-static const char *const k_normal[] = {"{}", "a {}", "the {}"};
-static const char *const k_abnormal[] = {"a damaged {}", "a broken {}", "a {} with flaw",
-                                         "a {} with defect", "a {} with damage"};
-static const char *const k_templates[] = {"{}.", "a photo of {}."};
-
-static int fill(char *dst, size_t cap, const char *fmt, const char *arg) {
-    const char *p = strstr(fmt, "{}");
-    int n = snprintf(dst, cap, "%.*s%s%s", (int)(p - fmt), fmt, arg, p + 2);
-    return n >= 0 && (size_t)n < cap;
-}
-
-/* Token ids of sentence j (0..15: 6 normal, then 10 abnormal) of description desc. */
-static aac_status sentence_ids(const aac_tokenizer *tok, const char *desc, int j,
-                               int32_t ids[AAC_CONTEXT_LENGTH], aac_error *err) {
-    const int normal = j < 6;
-    const int jj = normal ? j : j - 6;
-    const char *state_fmt = normal ? k_normal[jj / 2] : k_abnormal[jj / 2];
-    char state[1024], sentence[1200];
-    if (!fill(state, sizeof state, state_fmt, desc) ||
-        !fill(sentence, sizeof sentence, k_templates[jj % 2], state))
-        return aac_fail(err, AAC_ERR_ARG, "class description too long");
-    return aac_tokenizer_encode(tok, sentence, ids, err);
-}
-
 /* Adapted text forward of one sentence. streams [(L + 1) x n x Wt] (may be NULL: not kept,
  * then x [n x Wt] is the running stream); lnf [Wt], zpre [E], e [E]. Returns n = eot + 1. */
 static int text_forward(aac_model *m, const int32_t *ids, float *streams, float *x, float *lnf,
@@ -94,7 +69,7 @@ static aac_status text_backward(aac_trainer *t, const char *desc, const float *d
     int32_t ids[16][AAC_CONTEXT_LENGTH];
     aac_status s = AAC_OK;
     for (int j = 0; j < 16 && !s; j++) {
-        s = sentence_ids(t->tok, desc, j, ids[j], err);
+        s = prompt_ids(t->tok, desc, j, ids[j], err);
         if (!s) text_forward(m, ids[j], NULL, streams, lnfs + (size_t)j * Wt, zs + (size_t)j * E, es + (size_t)j * E);
     }
     if (s) {

@@ -292,27 +292,7 @@ extern "C" void aac_synth_uid(uint64_t seed, const char *role, int index, char o
     for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hi >> (56 - 8 * i)), b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
     b[6] = (uint8_t)((b[6] & 0x0F) | 0x80);  // UUID version 8 (custom), RFC 9562 variant
     b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
-    // 128-bit big-endian number to decimal: repeated division of 32-bit limbs by 10.
-    uint32_t limb[4];
-    for (int i = 0; i < 4; i++)
-        limb[i] = (uint32_t)b[4 * i] << 24 | (uint32_t)b[4 * i + 1] << 16 | (uint32_t)b[4 * i + 2] << 8 | b[4 * i + 3];
-    char digits[40];
-    int nd = 0;
-    bool zero = false;
-    while (!zero) {
-        uint64_t rem = 0;
-        zero = true;
-        for (int i = 0; i < 4; i++) {
-            const uint64_t cur = rem << 32 | limb[i];
-            limb[i] = (uint32_t)(cur / 10);
-            rem = cur % 10;
-            zero = zero && limb[i] == 0;
-        }
-        digits[nd++] = (char)('0' + rem);
-    }
-    int k = snprintf(out, AAC_UID_LEN, "2.25.");
-    while (nd > 0) out[k++] = digits[--nd];
-    out[k] = '\0';
+    out_uid_from_bytes(b, out);
 }
 
 extern "C" aac_status aac_write_ct_series(const aac_volume *v, const aac_ct_params *params, const char *dir,

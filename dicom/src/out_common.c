@@ -156,12 +156,7 @@ aac_status out_commit(const char *tmp, const char *final, aac_error *err) {
 
 /* ---------------------------------------------------------------- UIDs and numbers */
 
-aac_status out_uid(char out[AAC_UID_LEN], aac_error *err) {
-    uint8_t b[16];
-    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
-        return aac_fail(err, AAC_ERR_IO, "cannot draw random bits for a UID: %s", strerror(errno));
-    b[6] = (uint8_t)((b[6] & 0x0F) | 0x40); /* UUID version 4 (random), RFC 4122 variant */
-    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
+void out_uid_from_bytes(const uint8_t b[16], char out[AAC_UID_LEN]) {
     /* 128-bit big-endian number to decimal: repeated division of 32-bit limbs by 10. */
     uint32_t limb[4];
     for (int i = 0; i < 4; i++)
@@ -183,6 +178,15 @@ aac_status out_uid(char out[AAC_UID_LEN], aac_error *err) {
     int k = snprintf(out, AAC_UID_LEN, "2.25.");
     while (nd > 0) out[k++] = digits[--nd];
     out[k] = '\0';
+}
+
+aac_status out_uid(char out[AAC_UID_LEN], aac_error *err) {
+    uint8_t b[16];
+    if (getrandom(b, sizeof b, 0) != (ssize_t)sizeof b)
+        return aac_fail(err, AAC_ERR_IO, "cannot draw random bits for a UID: %s", strerror(errno));
+    b[6] = (uint8_t)((b[6] & 0x0F) | 0x40); /* UUID version 4 (random), RFC 4122 variant */
+    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
+    out_uid_from_bytes(b, out);
     return AAC_OK;
 }
 

@@ -42,6 +42,8 @@ void out_discard(const char *tmp);
 
 /* New UID in the UUID-derived form 2.25.<128-bit decimal> (PS3.5 B.2), from getrandom(2). */
 aac_status out_uid(char out[AAC_UID_LEN], aac_error *err);
+/* "2.25." + the 128-bit big-endian number b in decimal (a UUID-derived UID, PS3.5 B.2). */
+void out_uid_from_bytes(const uint8_t b[16], char out[AAC_UID_LEN]);
 /* DICOM DS (at most 16 characters): the shortest form that reads back as v, else the most
  * precise that fits. */
 void out_ds(double v, char out[17]);
