@@ -18,7 +18,7 @@
 
 static void eval_help(void) {
     printf("usage: aaclip eval --model BUNDLE --data test.jsonl [--json FILE] [--csv FILE]\n"
-           "                   [--domain medical|industrial] [model options]\n"
+           "                   [--domain medical|industrial] [--calibrate] [model options]\n"
            "\n"
            "Runs the adapted model on every line of the dataset and reports, per class and as the\n"
            "mean over classes, pixel AUROC / AP (every pixel of the run-size maps against the nearest-\n"
@@ -26,12 +26,17 @@ static void eval_help(void) {
            "maps and detection scores are min-max normalised over the set; the image score is the\n"
            "map maximum (medical) or 0.5 map maximum + 0.5 detection score (industrial). Ties count\n"
            "as in scikit-learn. Values undefined for a class (no lesion, or no normal image) show '-'.\n"
+           "Pixel F1-max: the best F1 (Dice) of lesion pixels over thresholds on the normalised map.\n"
            "\n"
            "  --data FILE        JSON lines {image_path, label, class_name, mask_path}\n"
            "  --json FILE        results as JSON (fractions in 0..1, null when undefined)\n"
            "  --csv FILE         results as CSV, one row per class and a mean row\n"
            "  --domain D         medical or industrial for every class (default: the bundle's class\n"
            "                     table, else its default domain)\n"
+           "  --calibrate        store the set's normalisation (raw map minimum and maximum) and the\n"
+           "                     F1-max threshold in the bundle's model.json: `aaclip score` then maps\n"
+           "                     every study to probabilities the same way and thresholds there\n"
+           "                     (the data must hold one class, with lesion masks)\n"
            "\n");
     model_opts_help();
 }
@@ -50,6 +55,10 @@ static json_t *class_json(const aac_eval_class *c) {
     json_object_set_new(o, "pixel_ap", num_or_null(c->pixel_ap));
     json_object_set_new(o, "image_auroc", num_or_null(c->image_auroc));
     json_object_set_new(o, "image_ap", num_or_null(c->image_ap));
+    json_object_set_new(o, "pixel_f1_max", num_or_null(c->pixel_f1_max));
+    json_object_set_new(o, "pixel_f1_threshold", num_or_null(c->pixel_f1_threshold));
+    json_object_set_new(o, "map_low", num_or_null(c->map_low));
+    json_object_set_new(o, "map_high", num_or_null(c->map_high));
     return o;
 }
 
@@ -74,18 +83,18 @@ static void fmt_pct(double v, char *buf, size_t cap) {
 }
 
 static void print_row(const aac_eval_class *c) {
-    char v[4][32];
+    char v[5][32];
     fmt_pct(c->pixel_auroc, v[0], 32), fmt_pct(c->pixel_ap, v[1], 32);
-    fmt_pct(c->image_auroc, v[2], 32), fmt_pct(c->image_ap, v[3], 32);
-    printf("%-24s %-10s %6d %9d %12s %9s %12s %9s\n", c->name,
+    fmt_pct(c->image_auroc, v[2], 32), fmt_pct(c->image_ap, v[3], 32), fmt_pct(c->pixel_f1_max, v[4], 32);
+    printf("%-24s %-10s %6d %9d %12s %9s %9s %12s %9s\n", c->name,
            strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
-           c->n_images, c->n_anomalous, v[0], v[1], v[2], v[3]);
+           c->n_images, c->n_anomalous, v[0], v[1], v[4], v[2], v[3]);
 }
 
 static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
-    char line[512], v[4][40];
-    const double x[4] = {c->pixel_auroc, c->pixel_ap, c->image_auroc, c->image_ap};
-    for (int k = 0; k < 4; k++) {
+    char line[600], v[5][40];
+    const double x[5] = {c->pixel_auroc, c->pixel_ap, c->image_auroc, c->image_ap, c->pixel_f1_max};
+    for (int k = 0; k < 5; k++) {
         if (isnan(x[k])) v[k][0] = 0;
         else snprintf(v[k], sizeof v[k], "%.10f", x[k]);
     }
@@ -98,14 +107,49 @@ static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
         name[q++] = *p;
     }
     name[q++] = '"', name[q] = 0;
-    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s\n", name,
+    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s,%s\n", name,
                            strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
                            c->n_images, c->n_anomalous, (long long)c->n_pixels, (long long)c->n_lesion_pixels, v[0],
-                           v[1], v[2], v[3]);
+                           v[1], v[2], v[3], v[4]);
     char *p = realloc(*buf, *len + (size_t)n + 1);
     if (!p) return -1;
     memcpy(p + *len, line, (size_t)n + 1);
     *buf = p, *len += (size_t)n;
+    return 0;
+}
+
+/* --calibrate: the one class's normalisation and F1-max threshold into the bundle. */
+static int store_calibration(const char *bundle, const char *data, const char *class_text, aac_domain domain,
+                             const aac_eval_class *cls, int ncls) {
+    if (ncls != 1) {
+        fprintf(stderr, "aaclip eval: --calibrate needs a set of one class (this one has %d); calibrate on each "
+                        "class's own set\n", ncls);
+        return -1;
+    }
+    const aac_eval_class *c = &cls[0];
+    if (isnan(c->pixel_f1_max) || !(c->pixel_f1_threshold > 0) || !(c->map_high > c->map_low)) {
+        fprintf(stderr, "aaclip eval: cannot calibrate on %s: %s\n", data,
+                isnan(c->pixel_f1_max) ? "no lesion pixels (masks needed)"
+                : !(c->map_high > c->map_low) ? "every map value is the same"
+                                              : "the best threshold flags every pixel (the map does not separate lesions)");
+        return -1;
+    }
+    aac_calibration cal = {.map_low = c->map_low, .map_high = c->map_high, .threshold = c->pixel_f1_threshold,
+                           .pixel_f1 = c->pixel_f1_max, .images = c->n_images};
+    snprintf(cal.class_name, sizeof cal.class_name, "%s", c->name);
+    snprintf(cal.class_text, sizeof cal.class_text, "%s", class_text);
+    cal.domain = domain;
+    snprintf(cal.data, sizeof cal.data, "%s", data);
+    aac_error err = {0};
+    if (aac_bundle_set_calibration(bundle, &cal, &err)) {
+        fprintf(stderr, "aaclip: %s\n", err.message);
+        return -1;
+    }
+    printf("calibration stored in %s/model.json: raw map %.6g..%.6g -> probability 0..1, threshold %.4f "
+           "(pixel F1 %.2f on %d images)\n",
+           bundle, cal.map_low, cal.map_high, cal.threshold, 100 * cal.pixel_f1, cal.images);
+    printf("(for the class description \"%s\", %s domain: `aaclip score` applies it when run with those)\n",
+           cal.class_text, domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
     return 0;
 }
 
@@ -116,7 +160,7 @@ int cmd_eval(int argc, char **argv) {
     memset(&mo, 0, sizeof mo);
     mo.params = aac_model_default_params();
     const char *data = NULL, *json_path = NULL, *csv_path = NULL;
-    int domain_set = 0;
+    int domain_set = 0, calibrate = 0;
     aac_domain domain = AAC_DOMAIN_MEDICAL;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -126,6 +170,10 @@ int cmd_eval(int argc, char **argv) {
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             eval_help();
             return 0;
+        }
+        if (!strcmp(a, "--calibrate")) {
+            calibrate = 1;
+            continue;
         }
         if (!v) {
             fprintf(stderr, "aaclip eval: unknown option or missing value: '%s' (see --help)\n", a);
@@ -231,8 +279,8 @@ int cmd_eval(int argc, char **argv) {
     aac_eval_class mean;
     if (aac_eval_compute(ev, &cls, &ncls, &mean, &err)) goto fail;
 
-    printf("%-24s %-10s %6s %9s %12s %9s %12s %9s\n", "class", "domain", "images", "anomalous", "pixel AUROC",
-           "pixel AP", "image AUROC", "image AP");
+    printf("%-24s %-10s %6s %9s %12s %9s %9s %12s %9s\n", "class", "domain", "images", "anomalous", "pixel AUROC",
+           "pixel AP", "pixel F1", "image AUROC", "image AP");
     for (int k = 0; k < ncls; k++) print_row(&cls[k]);
     if (ncls > 1) print_row(&mean);
 
@@ -256,7 +304,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (csv_path) {
         const char *head = "class,domain,images,anomalous_images,pixels,lesion_pixels,pixel_auroc,pixel_ap,"
-                           "image_auroc,image_ap\n";
+                           "image_auroc,image_ap,pixel_f1_max\n";
         size_t len = strlen(head);
         if (!(csv = strdup(head))) goto oom;
         for (int k = 0; k < ncls; k++)
@@ -264,6 +312,7 @@ int cmd_eval(int argc, char **argv) {
         if (csv_row(&csv, &len, &mean)) goto oom;
         if (write_atomic(csv_path, csv)) goto done;
     }
+    if (calibrate && store_calibration(mo.bundle, data, anchors[0].desc, cls[0].domain, cls, ncls)) goto done;
     rc = 0;
     goto done;
 oom:

@@ -162,6 +162,30 @@ const char *aac_bundle_json(const aac_bundle *b);
  * an unknown class gives its own name and the bundle's default domain. domain may be NULL. */
 const char *aac_bundle_describe_class(const aac_bundle *b, const char *dataset, const char *class_name,
                                       aac_domain *domain);
+/* Calibration of the raw anomaly map, measured on a labelled set by `aaclip eval --calibrate`
+ * and stored in model.json: the reference's set-level min-max normalisation frozen as a fixed
+ * mapping p = clamp((raw - map_low) / (map_high - map_low), 0, 1), so that probabilities and
+ * thresholds mean the same in every study, and the threshold on p of the best pixel F1 (Dice)
+ * on that set. Valid only for the weights it was measured with (training writes a bundle
+ * without one). */
+typedef struct aac_calibration {
+    double map_low, map_high;  /* map_high > map_low */
+    double threshold;          /* in (0, 1] */
+    double pixel_f1;           /* F1 reached at threshold on the calibration set */
+    int images;                /* images of the calibration set */
+    char class_name[128];      /* the set's class */
+    char class_text[256];      /* its description in the prompts and the domain (map blur): */
+    aac_domain domain;         /* the raw map depends on both */
+    char data[1024];           /* the dataset file, as given */
+} aac_calibration;
+
+/* 1 and *out filled when the bundle carries a calibration, else 0 (out may be NULL). A malformed
+ * "calibration" makes aac_bundle_open fail, naming model.json. */
+int aac_bundle_calibration(const aac_bundle *b, aac_calibration *out);
+/* Stores c in dir/model.json (replacing one present); the file is rewritten to a temporary
+ * name and renamed. */
+aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c, aac_error *err);
+
 /* Opens the bundle's model (params override model.json as they override metadata) and, when
  * tok != NULL, its tokenizer. */
 aac_status aac_bundle_load(const aac_bundle *b, const aac_model_params *params, aac_model **model,

@@ -43,6 +43,12 @@ typedef struct aac_eval_class {
     int64_t n_pixels, n_lesion_pixels;
     double pixel_auroc, pixel_ap;  /* NaN when undefined (no lesion pixel, or no normal one) */
     double image_auroc, image_ap;
+    /* Best pixel F1 (= Dice of the lesion pixels) over thresholds "normalised map >= t", and the
+     * highest t that reaches it (NaN without lesion pixels); with map_low / map_high, the raw
+     * set minimum and maximum of the normalisation, the calibration `aaclip eval --calibrate`
+     * stores in a bundle. */
+    double pixel_f1_max, pixel_f1_threshold;
+    double map_low, map_high;
 } aac_eval_class;
 
 aac_status aac_eval_new(aac_eval **out, aac_error *err);

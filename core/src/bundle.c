@@ -356,6 +356,8 @@ struct aac_bundle {
     int has_adapters;
     aac_domain domain;
     char *clip, *adapters, *tok_bpe, *tok_vocab, *tok_merges;
+    int has_calibration;
+    aac_calibration cal;
 };
 
 void aac_bundle_free(aac_bundle *b) {
@@ -461,6 +463,75 @@ static aac_status parse_config(const char *path, json_t *cj, aac_config *c, int 
     return AAC_OK;
 }
 
+static aac_status parse_calibration(const char *path, json_t *c, aac_calibration *out, aac_error *err) {
+    memset(out, 0, sizeof *out);
+    json_t *lo = json_object_get(c, "map_low"), *hi = json_object_get(c, "map_high"),
+           *t = json_object_get(c, "threshold");
+    if (!json_is_object(c) || !json_is_number(lo) || !json_is_number(hi) || !json_is_number(t))
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: \"calibration\" needs numbers map_low, map_high and threshold", path);
+    out->map_low = json_number_value(lo);
+    out->map_high = json_number_value(hi);
+    out->threshold = json_number_value(t);
+    if (!(out->map_high > out->map_low) || !isfinite(out->map_high) || !isfinite(out->map_low) ||
+        !(out->threshold > 0 && out->threshold <= 1))
+        return aac_fail(err, AAC_ERR_FORMAT,
+                        "%s: calibration needs map_high > map_low (finite) and a threshold in (0, 1], got %g, %g, %g",
+                        path, out->map_low, out->map_high, out->threshold);
+    json_t *f1 = json_object_get(c, "pixel_f1");
+    out->pixel_f1 = json_is_number(f1) ? json_number_value(f1) : NAN;
+    out->images = (int)json_integer_value(json_object_get(c, "images"));
+    const char *cls = json_string_value(json_object_get(c, "class")), *data = json_string_value(json_object_get(c, "data"));
+    const char *text = json_string_value(json_object_get(c, "class_text"));
+    if (!text || !*text)
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: calibration needs \"class_text\", the class description it was measured with",
+                        path);
+    snprintf(out->class_name, sizeof out->class_name, "%s", cls ? cls : "");
+    snprintf(out->class_text, sizeof out->class_text, "%s", text);
+    json_t *dom = json_object_get(c, "domain");
+    out->domain = AAC_DOMAIN_MEDICAL;
+    if (dom && !parse_domain(json_string_value(dom), &out->domain))
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: calibration \"domain\" must be \"medical\" or \"industrial\"", path);
+    snprintf(out->data, sizeof out->data, "%s", data ? data : "");
+    return AAC_OK;
+}
+
+int aac_bundle_calibration(const aac_bundle *b, aac_calibration *out) {
+    if (!b || !b->has_calibration) return 0;
+    if (out) *out = b->cal;
+    return 1;
+}
+
+aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c, aac_error *err) {
+    if (!dir || !c) return aac_fail(err, AAC_ERR_ARG, "aac_bundle_set_calibration: NULL argument");
+    if (!(c->map_high > c->map_low) || !(c->threshold > 0 && c->threshold <= 1))
+        return aac_fail(err, AAC_ERR_ARG, "calibration: map_high %g must exceed map_low %g, threshold %g in (0, 1]",
+                        c->map_high, c->map_low, c->threshold);
+    aac_bundle *b;
+    aac_status s = aac_bundle_open(dir, &b, err); /* a valid bundle before and after */
+    if (s) return s;
+    if (!c->class_text[0]) return aac_fail(err, AAC_ERR_ARG, "calibration: no class description");
+    json_t *cj = json_pack("{s:f, s:f, s:f, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "map_low", c->map_low, "map_high",
+                           c->map_high, "threshold", c->threshold, "pixel_f1",
+                           isfinite(c->pixel_f1) ? json_real(c->pixel_f1) : json_null(), "images", c->images, "class",
+                           c->class_name, "class_text", c->class_text, "domain", domain_name(c->domain), "data", c->data,
+                           "mapping",
+                           "p = clamp((raw - map_low) / (map_high - map_low), 0, 1)");
+    char *path = join(dir, "model.json"), *tmp = path ? malloc(strlen(path) + 32) : NULL;
+    if (!cj || !path || !tmp) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    if (!s) {
+        json_object_set_new(b->root, "calibration", cj);
+        cj = NULL;
+        sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
+        s = write_json(b->root, tmp, err);
+        if (!s && rename(tmp, path) != 0) s = aac_fail(err, AAC_ERR_IO, "%s: cannot rename: %s", path, strerror(errno));
+        if (s) unlink(tmp);
+    }
+    json_decref(cj);
+    free(path), free(tmp);
+    aac_bundle_free(b);
+    return s;
+}
+
 aac_status aac_bundle_open(const char *dir, aac_bundle **out, aac_error *err) {
     if (!dir || !out) return aac_fail(err, AAC_ERR_ARG, "aac_bundle_open: NULL argument");
     *out = NULL;
@@ -514,6 +585,10 @@ aac_status aac_bundle_open(const char *dir, aac_bundle **out, aac_error *err) {
         if (!s)
             s = bundle_file(b, path, json_object_get(tok, "merges"), "files.tokenizer.merges", &b->tok_merges,
                             err);
+    }
+    if (!s && json_object_get(r, "calibration")) {
+        s = parse_calibration(path, json_object_get(r, "calibration"), &b->cal, err);
+        b->has_calibration = !s;
     }
     json_t *ds = s ? NULL : json_object_get(r, "datasets");
     if (!s && ds && !json_is_array(ds)) s = aac_fail(err, AAC_ERR_FORMAT, "%s: \"datasets\" is not a list", path);

@@ -18,6 +18,14 @@ static uint32_t sort_key(float f) {
     return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
 }
 
+/* Inverse of sort_key. */
+static float key_value(uint32_t k) {
+    const uint32_t u = (k & 0x80000000u) ? (k & 0x7fffffffu) : ~k;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+
 /* LSD radix sort, ascending, 8 bits a pass; passes where every key has the same digit are
  * skipped. tmp holds n keys. */
 static void radix_sort(uint32_t *a, uint32_t *tmp, size_t n) {
@@ -38,10 +46,11 @@ static void radix_sort(uint32_t *a, uint32_t *tmp, size_t n) {
  * dfp * (2 tp_before + dtp), the trapezoid under the diagonal move, so ties count one half as
  * in scikit-learn; P, N < 2^31 keep the sum below 2^63. */
 static void metrics_sorted(const uint32_t *pos, size_t P, const uint32_t *neg, size_t N, double *auroc,
-                           double *ap) {
+                           double *ap, double *f1_max, uint32_t *f1_key) {
     size_t i = P, j = N;
     uint64_t tp = 0, fp = 0, area = 0;
-    double sum_ap = 0;
+    double sum_ap = 0, best = P ? 0 : NAN;
+    uint32_t best_key = 0;
     while (i > 0 || j > 0) {
         uint32_t k = i > 0 && (j == 0 || pos[i - 1] >= neg[j - 1]) ? pos[i - 1] : neg[j - 1];
         uint64_t dtp = 0, dfp = 0;
@@ -51,21 +60,26 @@ static void metrics_sorted(const uint32_t *pos, size_t P, const uint32_t *neg, s
         tp += dtp;
         fp += dfp;
         if (dtp) sum_ap += ((double)dtp / (double)P) * ((double)tp / (double)(tp + fp));
+        /* F1 of "score >= k": 2 TP / (2 TP + FP + FN); strict '>' keeps the highest threshold of a tie */
+        const double f1 = P ? 2.0 * (double)tp / (double)(tp + fp + P) : NAN;
+        if (P && f1 > best) best = f1, best_key = k;
     }
+    if (f1_max) *f1_max = best;
+    if (f1_key) *f1_key = best_key;
     if (auroc) *auroc = P && N ? (double)area / (2.0 * (double)P * (double)N) : NAN;
     if (ap) *ap = sum_ap; /* 0 without positives, as scikit-learn */
 }
 
-/* Sorts both halves (in place, keys) and computes the metrics. */
+/* Sorts both halves (in place, keys) and computes the metrics (f1_max, f1_key may be NULL). */
 static aac_status metrics_keys(uint32_t *pos, size_t P, uint32_t *neg, size_t N, double *auroc, double *ap,
-                               aac_error *err) {
+                               double *f1_max, uint32_t *f1_key, aac_error *err) {
     const size_t big = P > N ? P : N;
     uint32_t *tmp = malloc((big ? big : 1) * sizeof *tmp);
     if (!tmp) return aac_fail(err, AAC_ERR_NOMEM, "out of memory sorting %zu scores", big);
     radix_sort(pos, tmp, P);
     radix_sort(neg, tmp, N);
     free(tmp);
-    metrics_sorted(pos, P, neg, N, auroc, ap);
+    metrics_sorted(pos, P, neg, N, auroc, ap, f1_max, f1_key);
     return AAC_OK;
 }
 
@@ -82,7 +96,7 @@ aac_status aac_binary_metrics(const float *scores, const uint8_t *labels, size_t
     if (!keys) return aac_fail(err, AAC_ERR_NOMEM, "out of memory (%zu scores)", n);
     size_t ip = 0, in = P;
     for (size_t i = 0; i < n; i++) keys[labels[i] ? ip++ : in++] = sort_key(scores[i]);
-    aac_status s = metrics_keys(keys, P, keys + P, n - P, auroc, ap, err);
+    aac_status s = metrics_keys(keys, P, keys + P, n - P, auroc, ap, NULL, NULL, err);
     free(keys);
     return s;
 }
@@ -210,8 +224,13 @@ static aac_status compute_set(eval_set *s, aac_error *err) {
     uint32_t *pos = (uint32_t *)(void *)s->pos.v, *neg = (uint32_t *)(void *)s->neg.v;
     s->r.n_pixels = (int64_t)(s->pos.n + s->neg.n);
     s->r.n_lesion_pixels = (int64_t)s->pos.n;
-    aac_status st = metrics_keys(pos, s->pos.n, neg, s->neg.n, &s->r.pixel_auroc, &s->r.pixel_ap, err);
+    uint32_t f1_key = 0;
+    aac_status st = metrics_keys(pos, s->pos.n, neg, s->neg.n, &s->r.pixel_auroc, &s->r.pixel_ap,
+                                 &s->r.pixel_f1_max, &f1_key, err);
     if (st) return st;
+    s->r.pixel_f1_threshold = s->pos.n ? key_value(f1_key) : NAN;
+    s->r.map_low = s->mn;
+    s->r.map_high = s->mx;
     if (!s->pos.n) s->r.pixel_ap = NAN; /* no lesion pixel: nothing to rank */
     /* image scores */
     const int n = s->r.n_images;
@@ -258,19 +277,23 @@ aac_status aac_eval_compute(aac_eval *e, const aac_eval_class **classes, int *n_
         memset(mean, 0, sizeof *mean);
         snprintf(mean->name, sizeof mean->name, "mean");
         mean->domain = e->n ? out[0].domain : AAC_DOMAIN_MEDICAL;
-        double sum[4] = {0};
-        int cnt[4] = {0};
+        double sum[5] = {0};
+        int cnt[5] = {0};
         for (int i = 0; i < e->n; i++) {
-            const double v[4] = {out[i].pixel_auroc, out[i].pixel_ap, out[i].image_auroc, out[i].image_ap};
-            for (int k = 0; k < 4; k++)
+            const double v[5] = {out[i].pixel_auroc, out[i].pixel_ap, out[i].image_auroc, out[i].image_ap,
+                                 out[i].pixel_f1_max};
+            for (int k = 0; k < 5; k++)
                 if (!isnan(v[k])) sum[k] += v[k], cnt[k]++;
             mean->n_images += out[i].n_images;
             mean->n_anomalous += out[i].n_anomalous;
             mean->n_pixels += out[i].n_pixels;
             mean->n_lesion_pixels += out[i].n_lesion_pixels;
         }
-        double *dst[4] = {&mean->pixel_auroc, &mean->pixel_ap, &mean->image_auroc, &mean->image_ap};
-        for (int k = 0; k < 4; k++) *dst[k] = cnt[k] ? sum[k] / cnt[k] : NAN;
+        double *dst[5] = {&mean->pixel_auroc, &mean->pixel_ap, &mean->image_auroc, &mean->image_ap,
+                          &mean->pixel_f1_max};
+        for (int k = 0; k < 5; k++) *dst[k] = cnt[k] ? sum[k] / cnt[k] : NAN;
+        /* thresholds and ranges are per set: a mean of them means nothing */
+        mean->pixel_f1_threshold = mean->map_low = mean->map_high = NAN;
     }
     return AAC_OK;
 }

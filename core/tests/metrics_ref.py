@@ -18,6 +18,22 @@ def metrics(labels, scores):
     return auc, ap
 
 
+def f1_max(labels, scores):
+    """Best F1 of "score >= t" over the distinct scores, and the highest t reaching it."""
+    labels = np.asarray(labels, dtype=np.int64)
+    scores = np.asarray(scores, dtype=np.float32)
+    P = int(labels.sum())
+    if P == 0:
+        return float("nan"), float("nan")
+    order = np.argsort(-scores, kind="stable")
+    s, y = scores[order], labels[order]
+    tp, fp = np.cumsum(y), np.cumsum(1 - y)
+    last = np.r_[s[1:] != s[:-1], True]  # end of each tie group
+    f1 = 2.0 * tp[last] / (tp[last] + fp[last] + P)
+    k = int(np.argmax(f1))  # first = highest threshold among equal maxima
+    return float(f1[k]), float(s[last][k])
+
+
 def norm(x):
     x = np.asarray(x, dtype=np.float32)
     mn, mx = x.min(), x.max()
@@ -63,7 +79,10 @@ def main():
                 mmax = np.array([p.max() for p in parts], dtype=np.float32)
                 score = mmax if c["dom"] == 0 else 0.5 * mmax + 0.5 * norm(c["det"])
                 ia, ip = metrics(c["lab"], score)
-                out.append("%s %.17g %.17g %.17g %.17g" % (name, pa, pp, ia, ip))
+                f1, thr = f1_max(np.concatenate(c["masks"]), allmaps)
+                raw = np.concatenate(c["maps"])
+                out.append("%s %.17g %.17g %.17g %.17g %.17g %.17g %.9g %.9g" %
+                           (name, pa, pp, ia, ip, f1, thr, raw.min(), raw.max()))
     open(sys.argv[2], "w").write("\n".join(out) + "\n")
 
 

@@ -123,8 +123,10 @@ int main(void) {
     CHECK(ncls == 3, "3 classes, got %d", ncls);
     double sum[4] = {0};
     for (int k = 0; k < ncls && k < 3; k++) {
-        char name[128], b[4][64];
-        CHECK(fscanf(e, "%127s %63s %63s %63s %63s", name, b[0], b[1], b[2], b[3]) == 5, "protocol line");
+        char name[128], b[8][64];
+        CHECK(fscanf(e, "%127s %63s %63s %63s %63s %63s %63s %63s %63s", name, b[0], b[1], b[2], b[3], b[4], b[5],
+                     b[6], b[7]) == 9,
+              "protocol line");
         const double want[4] = {strtod(b[0], NULL), strtod(b[1], NULL), strtod(b[2], NULL), strtod(b[3], NULL)};
         const double got[4] = {res[k].pixel_auroc, res[k].pixel_ap, res[k].image_auroc, res[k].image_ap};
         printf("  %-8s pixel %.12f %.12f image %.12f %.12f (sklearn %.12f %.12f %.12f %.12f)\n", res[k].name,
@@ -134,6 +136,15 @@ int main(void) {
             CHECK(close_or_nan(got[q], want[q]), "%s metric %d: %.17g vs %.17g", name, q, got[q], want[q]);
             sum[q] += got[q];
         }
+        /* F1-max and its threshold (a normalised float32 map value: equal, not just close) */
+        const double f1 = strtod(b[4], NULL), thr = strtod(b[5], NULL);
+        printf("  %-8s F1-max %.12f at %.9g (numpy %.12f at %.9g), raw range %g..%g\n", res[k].name,
+               res[k].pixel_f1_max, res[k].pixel_f1_threshold, f1, thr, res[k].map_low, res[k].map_high);
+        CHECK(close_or_nan(res[k].pixel_f1_max, f1), "%s F1-max %.17g vs %.17g", name, res[k].pixel_f1_max, f1);
+        CHECK((isnan(thr) && isnan(res[k].pixel_f1_threshold)) || (float)res[k].pixel_f1_threshold == (float)thr,
+              "%s F1 threshold %.9g vs %.9g", name, res[k].pixel_f1_threshold, thr);
+        CHECK((float)res[k].map_low == strtof(b[6], NULL) && (float)res[k].map_high == strtof(b[7], NULL),
+              "%s raw range %.9g..%.9g vs %s..%s", name, res[k].map_low, res[k].map_high, b[6], b[7]);
     }
     CHECK(fabs(mean.pixel_auroc - sum[0] / 3) < 1e-15 && fabs(mean.image_ap - sum[3] / 3) < 1e-15, "mean");
     CHECK(mean.n_images == NIMG && mean.n_pixels == NIMG * NPIX, "mean counts");
