@@ -13,8 +13,9 @@ static void info_help(void) {
            "Lists the image series found in the INPUT files and folders (searched recursively;\n"
            "DICOM is recognised by content, NIfTI/NRRD/MetaImage by name): UIDs, modality,\n"
            "description, size, spacing, transfer syntax and problems. Files that could not be\n"
-           "used are listed as notes; --verbose also lists the files skipped as not images.\n"
-           "  --json      one JSON object {\"series\": [...], \"notes\": [...]} on stdout\n");
+           "used are listed as notes; PNG/JPEG pictures are counted (listed with --verbose);\n"
+           "--verbose also lists the files skipped as not images.\n"
+           "  --json      one JSON object {\"series\": [...], \"pictures\": [...], \"notes\": [...]} on stdout\n");
 }
 
 static json_t *series_json(const aac_series_info *in) {
@@ -83,10 +84,11 @@ int cmd_info(int argc, char **argv) {
         fprintf(stderr, "aaclip info: %s\n", err.message);
         return 1;
     }
-    const int n = aac_scan_series_count(s), nn = aac_scan_note_count(s);
+    const int n = aac_scan_series_count(s), nn = aac_scan_note_count(s), np = aac_scan_image_count(s);
     if (json) {
-        json_t *root = json_object(), *arr = json_array(), *notes = json_array();
+        json_t *root = json_object(), *arr = json_array(), *notes = json_array(), *pics = json_array();
         for (int i = 0; i < n; i++) json_array_append_new(arr, series_json(aac_scan_series(s, i)));
+        for (int i = 0; i < np; i++) json_array_append_new(pics, json_string(aac_scan_image(s, i)));
         for (int i = 0; i < nn; i++) {
             aac_note_level lv;
             const char *msg = aac_scan_note(s, i, &lv);
@@ -97,6 +99,7 @@ int cmd_info(int argc, char **argv) {
             json_array_append_new(notes, o);
         }
         json_object_set_new(root, "series", arr);
+        json_object_set_new(root, "pictures", pics);
         json_object_set_new(root, "notes", notes);
         json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         fputc('\n', stdout);
@@ -109,8 +112,11 @@ int cmd_info(int argc, char **argv) {
             if (lv == AAC_NOTE_WARNING) printf("warning: %s\n", msg);
             else if (verbose) printf("skipped: %s\n", msg);
         }
-        if (!n) printf("no image series found\n");
+        if (np) printf("%d picture%s (PNG/JPEG), scored one by one by `aaclip score`%s\n", np, np == 1 ? "" : "s",
+                       verbose ? ":" : "");
+        for (int i = 0; verbose && i < np; i++) printf("  %s\n", aac_scan_image(s, i));
+        if (!n && !np) printf("no image series found\n");
     }
     aac_scan_free(s);
-    return n ? 0 : 1;
+    return n || np ? 0 : 1;
 }

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "aaclip_data.h"
 #include "aaclip_outputs.h"
 #include "anchor_cache.h"
 #include "cli.h"
@@ -25,13 +26,14 @@
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
 
+enum { MAX_LISTED_REGIONS = 1000 };
 enum { F_SEG = 1, F_PMAP = 2, F_SR = 4, F_NIFTI = 8, F_NRRD = 16, F_SCENE = 32, F_PNG = 64, F_ALL = 127 };
 
 typedef struct score_opts {
     model_opts mo;
     const char *out_dir, *class_text, *series_filter;
     aac_domain domain;
-    int domain_set, formats, batch_slices, json, quiet, force, all_slices;
+    int domain_set, formats, batch_slices, json, quiet, force, all_slices, no_calibration;
     aac_norm_params norm;
     int n_thresholds;
     double thresholds[AAC_MAX_THRESHOLDS];
@@ -45,6 +47,8 @@ typedef struct engine {
     int S, E, Np;
     aac_vision_out v;
     float *input, *map_s; /* [3 S S], [S S] */
+    int calibrated;       /* the bundle's calibration maps raw scores to probabilities */
+    aac_calibration cal;
 } engine;
 
 static void score_help(void) {
@@ -52,21 +56,27 @@ static void score_help(void) {
            "                    [--domain medical|industrial] [--window PRESET|C/W] [--threshold T]...\n"
            "                    [--series-filter TEXT] [--threads N] [--batch-slices N]\n"
            "                    [--formats seg,pmap,sr,nifti,nrrd,scene,png] [--all-slices] [--force]\n"
-           "                    [--json] [--quiet]\n"
+           "                    [--no-calibration] [--json] [--quiet]\n"
            "\n"
            "Scores every image series found under PATH (study folders, folders of studies, DICOM\n"
-           "files, NIfTI/NRRD/MetaImage volumes). Results go to\n"
-           "OUTDIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/ with summary.json and\n"
+           "files, NIfTI/NRRD/MetaImage volumes) and every PNG/JPEG picture (in colour). Results go\n"
+           "to OUTDIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/ (volume files:\n"
+           "OUTDIR/volumes/<name>/, pictures: OUTDIR/images/<path>/) with summary.json and\n"
            "summary.csv in OUTDIR. A series whose results are complete is skipped (--force redoes\n"
            "it). Exit status: 0 all series done, 1 some failed or the run was interrupted, 2 usage.\n"
            "\n"
-           "  --class-text TEXT   class description in the prompts (default \"scan\")\n"
-           "  --domain D          medical (default) or industrial: map blur and image score rule\n"
+           "  --class-text TEXT   class description in the prompts (default: the one the bundle's\n"
+           "                      calibration was measured with, else \"scan\")\n"
+           "  --domain D          medical or industrial: map blur and image score rule (default:\n"
+           "                      the bundle's default domain)\n"
            "  --window W          CT window preset (brain, subdural, abdomen, liver, lung, bone) or\n"
            "                      C/W in HU; default from the body part, else abdomen. Other\n"
            "                      modalities use the 0.5/99.5 percentiles of each volume.\n"
            "  --threshold T       probability threshold of a binary segment, in (0,1]; repeatable\n"
-           "                      (default 0.5)\n"
+           "                      (default: the bundle's calibrated threshold, else 0.5)\n"
+           "  --no-calibration    probabilities from each volume's own map range even when the\n"
+           "                      bundle is calibrated (aaclip eval --calibrate); every volume then\n"
+           "                      has a region at its maximum\n"
            "  --series-filter S   only series whose UID, description or modality contains S\n"
            "  --batch-slices N    slices between interruption checks and progress updates (8)\n"
            "  --formats LIST      outputs to write (default all)\n"
@@ -138,6 +148,7 @@ static int parse_args(int argc, char **argv, score_opts *o, const char ***paths,
         else if (!strcmp(a, "--quiet")) o->quiet = 1;
         else if (!strcmp(a, "--force")) o->force = 1;
         else if (!strcmp(a, "--all-slices")) o->all_slices = 1;
+        else if (!strcmp(a, "--no-calibration")) o->no_calibration = 1;
         else if (a[0] == '-' && !v) {
             fprintf(stderr, "aaclip score: %s needs a value (see --help)\n", a);
             return 2;
@@ -248,9 +259,9 @@ static void row_set_str(json_t *row, const char *k, const char *v) { json_object
 
 /* Scores 3-D volume t of v: fills map [nz ny nx] and the per-slice scores. Returns 1 when
  * interrupted, -1 on engine error (message in err). */
-static int score_volume(engine *e, const score_opts *o, const aac_volume *v, int t, const aac_norm *norm,
-                        float *map, float *slice_scores, int *n_scored, int *n_skipped, progress *pg,
-                        int64_t *done, aac_error *err) {
+static int score_volume(engine *e, const score_opts *o, const aac_volume *v, const aac_image *pic, int t,
+                        const aac_norm *norm, float *map, float *slice_scores, int *n_scored, int *n_skipped,
+                        progress *pg, int64_t *done, aac_error *err) {
     const int axis = norm->axis, n = aac_volume_slice_count(v, axis);
     int w, h;
     aac_volume_slice_size(v, axis, &w, &h);
@@ -273,13 +284,15 @@ static int score_volume(engine *e, const score_opts *o, const aac_volume *v, int
             rc = -1;
             goto done;
         }
-        if (!o->all_slices && air_only(u8, (size_t)w * h)) {
+        if (!pic && !o->all_slices && air_only(u8, (size_t)w * h)) {
             skipped[i] = 1;
             slice_scores[i] = NAN;
             (*n_skipped)++;
         } else {
             float det;
-            if (aac_preprocess_grey(u8, w, h, e->S, e->input, err) ||
+            /* a colour picture goes in in colour; everything else as the grey slice */
+            if ((pic && pic->channels == 3 ? aac_preprocess_rgb(pic->px, w, h, e->S, e->input, err)
+                                           : aac_preprocess_grey(u8, w, h, e->S, e->input, err)) ||
                 aac_encode_image(e->m, e->input, 1, &e->v, err) ||
                 aac_anomaly_maps(e->m, &e->v, e->T, o->domain, NULL, e->map_s, &det, err)) {
                 rc = -1;
@@ -353,14 +366,40 @@ static aac_status write_outputs(const aac_results *r, const aac_output_params *o
     return AAC_OK;
 }
 
-/* Scores one series into dir (a fresh temporary folder). Returns 0 ok, 1 interrupted, -1 failed. */
-static int score_series(engine *e, const score_opts *o, const aac_scan *scan, int idx, const char *dir,
-                        json_t *row, progress *pg, int64_t *done, char *msg, size_t msg_cap) {
+/* A picture as a one-slice volume (grey = ITU-R 601 luma, as Pillow's "L"; 1 mm pixels) for
+ * the outputs; the model still sees its colours. */
+static aac_status picture_volume(const aac_image *im, const char *path, aac_volume **out, aac_error *err) {
+    aac_volume *v = calloc(1, sizeof *v);
+    const size_t n = (size_t)im->w * im->h;
+    if (!v || !(v->voxels = malloc(sizeof(float) * n))) {
+        free(v);
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = im->px + i * im->channels;
+        v->voxels[i] = im->channels == 3 ? (float)((p[0] * 299 + p[1] * 587 + p[2] * 114 + 500) / 1000) : p[0];
+    }
+    v->dim[0] = im->w, v->dim[1] = im->h, v->dim[2] = v->dim[3] = 1;
+    v->spacing[0] = v->spacing[1] = v->spacing[2] = 1;
+    v->direction[0] = v->direction[4] = v->direction[8] = 1;
+    v->series_number = -1;
+    snprintf(v->source, sizeof v->source, "%s", path);
+    *out = v;
+    return AAC_OK;
+}
+
+/* Scores one series of the scan, or the picture at pic_path, into dir (a fresh temporary
+ * folder). Returns 0 ok, 1 interrupted, -1 failed. */
+static int score_series(engine *e, const score_opts *o, const aac_scan *scan, int idx, const char *pic_path,
+                        const char *dir, json_t *row, progress *pg, int64_t *done, char *msg, size_t msg_cap) {
     aac_error err = {0};
     aac_volume *v = NULL;
+    aac_image pic = {0};
     double t0 = progress_now();
-    if (aac_scan_load(scan, idx, &v, &err)) {
+    if (pic_path ? aac_image_read(pic_path, &pic, &err) || picture_volume(&pic, pic_path, &v, &err)
+                 : aac_scan_load(scan, idx, &v, &err) != AAC_OK) {
         snprintf(msg, msg_cap, "%s", err.message);
+        aac_image_release(&pic);
         return -1;
     }
     double t_load = progress_now() - t0;
@@ -369,15 +408,15 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
     float *scores = NULL; /* per slice of the current 3-D volume */
     int rc = 0, scored = 0, skipped = 0, top_slice = -1, n_regions = 0;
     double series_score = -INFINITY, region_mm3 = 0, t_score = 0, t_write = 0;
-    json_t *files = json_array(), *volumes = json_array();
+    json_t *files = json_array(), *volumes = json_array(), *region_list = json_array();
     if (!map) {
         snprintf(msg, msg_cap, "out of memory");
         rc = -1;
         goto done;
     }
     for (int t = 0; t < v->dim[3] && rc == 0; t++) {
-        aac_norm norm;
-        if (aac_volume_norm(v, t, &o->norm, &norm, &err)) {
+        aac_norm norm = {.low = 0, .high = 255, .axis = 2, .method = "8-bit picture as stored"};
+        if (!pic_path && aac_volume_norm(v, t, &o->norm, &norm, &err)) {
             snprintf(msg, msg_cap, "%s", err.message);
             rc = -1;
             break;
@@ -391,7 +430,7 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
         }
         scores = sl;
         double ts = progress_now();
-        int r = score_volume(e, o, v, t, &norm, map, scores, &scored, &skipped, pg, done, &err);
+        int r = score_volume(e, o, v, pic_path ? &pic : NULL, t, &norm, map, scores, &scored, &skipped, pg, done, &err);
         t_score += progress_now() - ts;
         if (r) {
             if (r < 0) snprintf(msg, msg_cap, "%s", err.message);
@@ -420,6 +459,10 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
                            .slice_scores = norm.axis == 2 ? scores : NULL,
                            .n_thresholds = o->n_thresholds};
         memcpy(res.thresholds, o->thresholds, sizeof res.thresholds);
+        if (e->calibrated) {
+            res.low = e->cal.map_low, res.high = e->cal.map_high;
+            if (!o->n_thresholds) res.n_thresholds = 1, res.thresholds[0] = e->cal.threshold;
+        }
         aac_output_params op = aac_output_default_params();
         op.model_name = o->mo.bundle;
         double tw = progress_now();
@@ -430,8 +473,8 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
         }
         if (!v->slice_paths && (o->formats & (F_SEG | F_PMAP | F_SR)) && t == 0) {
             char note[1200];
-            snprintf(note, sizeof note, "DICOM objects (SEG, Parametric Map, SR) need DICOM input; %.1000s is a volume file",
-                     v->source);
+            snprintf(note, sizeof note, "DICOM objects (SEG, Parametric Map, SR) need DICOM input; %.1000s is a %s",
+                     v->source, pic_path ? "picture" : "volume file");
             json_object_set_new(row, "note", json_string(note));
             log_event(o, "note", NULL, note);
         }
@@ -439,7 +482,16 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
         int nr = 0;
         if (!aac_regions(&res, 1, op.connectivity, &regions, &nr, &err)) {
             n_regions += nr;
-            for (int k = 0; k < nr; k++) region_mm3 += regions[k].volume_mm3;
+            for (int k = 0; k < nr; k++) {
+                const aac_region *g = &regions[k];
+                region_mm3 += g->volume_mm3;
+                if (json_array_size(region_list) < MAX_LISTED_REGIONS)
+                    json_array_append_new(region_list,
+                                          json_pack("{s:i, s:[f,f,f], s:f, s:I, s:f, s:f}", "t", t, "centroid_mm",
+                                                    g->centroid[0], g->centroid[1], g->centroid[2], "volume_mm3",
+                                                    g->volume_mm3, "voxels", (json_int_t)g->n_voxels, "max_score",
+                                                    g->max_score, "mean_score", g->mean_score));
+            }
             free(regions);
         }
         t_write += progress_now() - tw;
@@ -455,8 +507,20 @@ done:
                     ? "max over slices of 0.5 * max(anomaly map) + 0.5 * detection score (raw, not set-normalised)"
                     : "max over slices of max(anomaly map) (raw, not set-normalised)");
     json_object_set_new(row, "top_slice", json_integer(top_slice));
+    char mapping[1400];
+    if (e->calibrated)
+        snprintf(mapping, sizeof mapping,
+                 "calibrated: p = clamp((raw - %.9g) / (%.9g - %.9g), 0, 1), from class %.128s of %.1000s", e->cal.map_low,
+                 e->cal.map_high, e->cal.map_low, e->cal.class_name, e->cal.data);
+    else
+        snprintf(mapping, sizeof mapping, "per volume: p = (raw - volume minimum) / (volume maximum - volume minimum)");
+    row_set_str(row, "probability", mapping);
+    json_object_set_new(row, "threshold", json_real(o->n_thresholds ? o->thresholds[0]
+                                                    : e->calibrated ? e->cal.threshold : AAC_DEFAULT_THRESHOLD));
     json_object_set_new(row, "regions", json_integer(n_regions));
     json_object_set_new(row, "regions_volume_mm3", json_real(region_mm3));
+    /* regions of the first threshold, in scan order (LPS mm; pictures: pixels) */
+    json_object_set_new(row, "region_list", region_list);
     json_object_set_new(row, "volumes", volumes);
     json_object_set_new(row, "files", files);
     json_object_set_new(row, "seconds", json_pack("{s:f, s:f, s:f}", "load", t_load, "score", t_score,
@@ -469,6 +533,7 @@ done:
     }
     free(map), free(scores);
     aac_volume_free(v);
+    aac_image_release(&pic);
     return rc;
 }
 
@@ -490,6 +555,16 @@ static void series_dir(const score_opts *o, const aac_series_info *si, char *out
         fs_sanitize(base ? base + 1 : si->first_file, ser, sizeof ser);
         snprintf(out, cap, "%s/volumes/%s", o->out_dir, ser);
     }
+}
+
+/* Pictures (PNG/JPEG) go to OUTDIR/images/<path as given, sanitised>: the path keeps apart
+ * same-named files of different folders (good/000.png, broken/000.png). */
+static void picture_dir(const score_opts *o, const char *path, char *out, size_t cap) {
+    char name[256];
+    while (path[0] == '.' && path[1] == '/') path += 2;
+    while (path[0] == '/') path++;
+    fs_sanitize(path, name, sizeof name);
+    snprintf(out, cap, "%s/images/%s", o->out_dir, name);
 }
 
 static int matches_filter(const score_opts *o, const aac_series_info *si) {
@@ -520,7 +595,7 @@ static void remove_stale_tmp(const char *dir) {
 
 static const char *csv_cols[] = {"status", "patient_id", "study_uid", "series_uid", "modality",
                                  "description", "slices_scored", "slices_skipped_air", "series_score",
-                                 "top_slice", "regions", "regions_volume_mm3", "output_dir", "error"};
+                                 "top_slice", "threshold", "regions", "regions_volume_mm3", "output_dir", "error"};
 
 static void csv_field(FILE *f, json_t *v) {
     if (json_is_string(v)) {
@@ -574,6 +649,32 @@ static int open_engine(engine *e, score_opts *o) {
     const aac_config *c = aac_model_config(e->m);
     e->S = c->img, e->E = c->embed_dim, e->Np = aac_model_grid(e->m) * aac_model_grid(e->m);
     aac_error err = {0};
+    /* The bundle's default domain and calibration; the calibration holds only for the class
+     * description and domain it was measured with. */
+    aac_bundle *b = NULL;
+    if (o->mo.bundle) {
+        if (aac_bundle_open(o->mo.bundle, &b, &err)) {
+            fprintf(stderr, "aaclip score: %s\n", err.message);
+            return -1;
+        }
+        if (!o->domain_set) o->domain = aac_bundle_default_domain(b);
+        e->calibrated = !o->no_calibration && aac_bundle_calibration(b, &e->cal);
+        aac_bundle_free(b);
+    }
+    if (!o->class_text) o->class_text = e->calibrated ? e->cal.class_text : "scan";
+    char msg[1400];
+    if (e->calibrated && (strcmp(o->class_text, e->cal.class_text) || o->domain != e->cal.domain)) {
+        snprintf(msg, sizeof msg, "the bundle's calibration is for \"%.256s\" (%s), not \"%.256s\" (%s): "
+                 "probabilities from each volume's own range", e->cal.class_text,
+                 e->cal.domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical", o->class_text,
+                 o->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
+        log_event(o, "note", NULL, msg);
+        e->calibrated = 0;
+    } else if (e->calibrated) {
+        snprintf(msg, sizeof msg, "calibrated probabilities (class %.128s of %.1000s), threshold %.4f", e->cal.class_name,
+                 e->cal.data, e->cal.threshold);
+        log_event(o, "calibration", NULL, msg);
+    }
     /* what identifies the model for the anchor cache: its weight files */
     char f1[4200], f2[4200];
     const char *files[2] = {f1, f2};
@@ -606,7 +707,7 @@ static void close_engine(engine *e) {
 }
 
 int cmd_score(int argc, char **argv) {
-    score_opts o = {.mo = {.params = aac_model_default_params()}, .class_text = "scan",
+    score_opts o = {.mo = {.params = aac_model_default_params()},
                     .formats = F_ALL, .batch_slices = 8, .norm = aac_norm_default_params()};
     const char **paths;
     int n_paths;
@@ -661,27 +762,34 @@ int cmd_score(int argc, char **argv) {
     }
     json_object_set_new(summary, "skipped_files", notes);
 
-    const int ns = aac_scan_series_count(scan);
+    /* the series first, then the pictures */
+    const int ns = aac_scan_series_count(scan), ni = aac_scan_image_count(scan);
     int64_t total = 0, done = 0;
     for (int i = 0; i < ns; i++) {
         const aac_series_info *si = aac_scan_series(scan, i);
         if (matches_filter(&o, si)) total += (int64_t)si->dim[2] * si->dim[3];
     }
+    for (int i = 0; i < ni; i++) total += !o.series_filter || strstr(aac_scan_image(scan, i), o.series_filter);
     progress pg;
     progress *pgp = o.quiet || o.json ? NULL : &pg;
     if (pgp) progress_start(pgp, "score", total);
 
     int n_ok = 0, n_failed = 0, n_skipped = 0;
-    for (int i = 0; i < ns && !g_stop; i++) {
-        const aac_series_info *si = aac_scan_series(scan, i);
-        if (!matches_filter(&o, si)) continue;
+    for (int i = 0; i < ns + ni && !g_stop; i++) {
+        const aac_series_info *si = i < ns ? aac_scan_series(scan, i) : NULL;
+        const char *pic = i < ns ? NULL : aac_scan_image(scan, i - ns);
+        if (si ? !matches_filter(&o, si) : o.series_filter && !strstr(pic, o.series_filter)) continue;
+        const int64_t n_slices = si ? (int64_t)si->dim[2] * si->dim[3] : 1;
         char dir[4096], tmp[4200], marker[4200], msg[1024] = "";
-        series_dir(&o, si, dir, sizeof dir);
+        if (si) series_dir(&o, si, dir, sizeof dir);
+        else picture_dir(&o, pic, dir, sizeof dir);
         snprintf(marker, sizeof marker, "%.4000s/result.json", dir);
-        json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "patient_id", si->patient_id,
-                                "study_uid", si->study_uid, "series_uid", si->series_uid, "modality",
-                                si->modality, "description", si->series_description, "source",
-                                si->first_file, "output_dir", dir);
+        const char *base = pic ? strrchr(pic, '/') : NULL;
+        json_t *row = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "patient_id", si ? si->patient_id : "",
+                                "study_uid", si ? si->study_uid : "", "series_uid", si ? si->series_uid : "",
+                                "modality", si ? si->modality : "picture", "description",
+                                si ? si->series_description : base ? base + 1 : pic, "source",
+                                si ? si->first_file : pic, "output_dir", dir);
         if (!o.force && fs_exists(marker)) {
             /* complete results from an earlier run: keep them, report them */
             json_t *old = json_load_file(marker, 0, NULL);
@@ -689,8 +797,8 @@ int cmd_score(int argc, char **argv) {
             row_set_str(row, "status", "skipped (already done)");
             json_array_append_new(rows, row);
             n_skipped++;
-            done += (int64_t)si->dim[2] * si->dim[3];
-            log_event(&o, "skip", si->series_uid[0] ? si->series_uid : si->first_file, "already done");
+            done += n_slices;
+            log_event(&o, "skip", si && si->series_uid[0] ? si->series_uid : si ? si->first_file : pic, "already done");
             continue;
         }
         remove_stale_tmp(dir);
@@ -700,7 +808,7 @@ int cmd_score(int argc, char **argv) {
             r = -1;
         } else {
             json_object_set_new(row, "series_index", json_integer(i));
-            r = score_series(&e, &o, scan, i, tmp, row, pgp, &done, msg, sizeof msg);
+            r = score_series(&e, &o, scan, i, pic, tmp, row, pgp, &done, msg, sizeof msg);
         }
         if (r == 0) {
             row_set_str(row, "status", "done");
@@ -723,7 +831,7 @@ int cmd_score(int argc, char **argv) {
             row_set_str(row, "status", r > 0 ? "interrupted" : "failed");
             row_set_str(row, "error", r > 0 ? "interrupted by a signal; no results written" : msg);
         }
-        const char *name = si->series_uid[0] ? si->series_uid : si->first_file;
+        const char *name = si && si->series_uid[0] ? si->series_uid : si ? si->first_file : pic;
         if (r == 0) n_ok++, log_event(&o, "done", name, dir);
         else if (r < 0) n_failed++, log_event(&o, "error", name, msg);
         json_array_append_new(rows, row);

@@ -119,6 +119,11 @@ typedef struct aac_series_info {
 aac_status aac_scan_paths(const char *const *paths, int n_paths, aac_scan **out, aac_error *err);
 int aac_scan_series_count(const aac_scan *s);
 const aac_series_info *aac_scan_series(const aac_scan *s, int i);
+/* PNG and JPEG files met on the way (recognised by content), in the order met: 2-D pictures
+ * (the industrial / photograph case), not series. They keep their colour, so the ingestion
+ * library does not decode them; the data library reads them (aaclip_data.h, aac_image_read). */
+int aac_scan_image_count(const aac_scan *s);
+const char *aac_scan_image(const aac_scan *s, int i);
 int aac_scan_note_count(const aac_scan *s);
 /* "path: what is wrong"; level may be NULL. */
 const char *aac_scan_note(const aac_scan *s, int i, aac_note_level *level);

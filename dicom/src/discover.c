@@ -95,21 +95,40 @@ static int has_dicom_name(const char *path) {
     return dot && (!strcasecmp(dot, ".dcm") || !strcasecmp(dot, ".dicom") || !strcasecmp(dot, ".ima"));
 }
 
+/* PNG signature, or JPEG SOI followed by a marker. */
+static int looks_like_image(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return 0;
+    unsigned char b[8];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    return (n == 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) || (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF);
+}
+
+/* Appends a copy of path to a list of paths; a note when memory runs out. */
+static void add_path(aac_scan *s, char ***list, int *n, int *cap, const char *path) {
+    if (*n == *cap) {
+        int c = *cap ? 2 * *cap : 8;
+        char **p = realloc(*list, (size_t)c * sizeof *p);
+        if (!p) {
+            strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: out of memory, skipped", path);
+            return;
+        }
+        *list = p;
+        *cap = c;
+    }
+    if (((*list)[*n] = strdup(path))) (*n)++;
+}
+
 static void scan_file(walk *w, const char *path, const struct stat *sb) {
     aac_scan *s = w->s;
     if (!walk_mark(w, sb)) return;
     if (aac_is_volume_file(path)) {
-        if (s->n_volume_files == s->cap_volume_files) {
-            int cap = s->cap_volume_files ? 2 * s->cap_volume_files : 8;
-            char **p = realloc(s->volume_files, (size_t)cap * sizeof *p);
-            if (!p) {
-                strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: out of memory, skipped", path);
-                return;
-            }
-            s->volume_files = p;
-            s->cap_volume_files = cap;
-        }
-        if ((s->volume_files[s->n_volume_files] = strdup(path))) s->n_volume_files++;
+        add_path(s, &s->volume_files, &s->n_volume_files, &s->cap_volume_files, path);
+        return;
+    }
+    if (looks_like_image(path)) {
+        add_path(s, &s->image_files, &s->n_image_files, &s->cap_image_files, path);
         return;
     }
     if (!looks_like_dicom(path)) {
@@ -347,6 +366,12 @@ const aac_series_info *aac_scan_series(const aac_scan *s, int i) {
     return s && i >= 0 && i < s->n_series ? &s->series[i].info : NULL;
 }
 
+int aac_scan_image_count(const aac_scan *s) { return s ? s->n_image_files : 0; }
+
+const char *aac_scan_image(const aac_scan *s, int i) {
+    return s && i >= 0 && i < s->n_image_files ? s->image_files[i] : NULL;
+}
+
 int aac_scan_note_count(const aac_scan *s) { return s ? s->notes.n : 0; }
 
 const char *aac_scan_note(const aac_scan *s, int i, aac_note_level *level) {
@@ -360,6 +385,8 @@ void aac_scan_free(aac_scan *s) {
     for (int i = 0; i < s->n_files; i++) free(s->files[i].path);
     for (int i = 0; i < s->n_volume_files; i++) free(s->volume_files[i]);
     free(s->volume_files);
+    for (int i = 0; i < s->n_image_files; i++) free(s->image_files[i]);
+    free(s->image_files);
     for (int i = 0; i < s->n_series; i++) {
         dcm_series *ser = &s->series[i];
         free(ser->frames);

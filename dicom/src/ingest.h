@@ -83,6 +83,8 @@ struct aac_scan {
     int n_series;
     char **volume_files;      /* NIfTI/NRRD/MetaImage files met while walking */
     int n_volume_files, cap_volume_files;
+    char **image_files;       /* PNG/JPEG files (by content) met while walking */
+    int n_image_files, cap_image_files;
     strlist notes;
 };
 
