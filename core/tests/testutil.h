@@ -29,6 +29,20 @@ static int tu_failures;
         }                                                                          \
     } while (0)
 
+/* Whole file, malloc'ed (NULL when it cannot be opened); *len its size. */
+static inline char *tu_read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    *len = 0;
+    if (!f) return NULL;
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *b = malloc(n > 0 ? (size_t)n : 1);
+    *len = b ? fread(b, 1, n > 0 ? (size_t)n : 0, f) : 0;
+    fclose(f);
+    return b;
+}
+
 /* Path inside ../shared, or exit 77 (skipped) with a clear message when it is absent. */
 static inline const char *tu_shared(const char *rel) {
     static char buf[8][4096];

@@ -35,18 +35,6 @@ static int list_files(const char *root, const char *rel, char names[][256], int 
 }
 static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
 
-static unsigned char *slurp(const char *path, size_t *len) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    unsigned char *b = malloc(n > 0 ? (size_t)n : 1);
-    *len = b ? fread(b, 1, (size_t)n, f) : 0;
-    fclose(f);
-    return b;
-}
-
 /* Every file of the shipped study, byte for byte, and no file more or less. */
 static void compare_with_shipped(const char *fresh) {
     static char a[256][256], b[256][256];
@@ -61,7 +49,7 @@ static void compare_with_shipped(const char *fresh) {
             snprintf(pb, sizeof pb, "%s/%s", fresh, b[i]) >= (int)sizeof pb)
             continue;
         size_t la = 0, lb = 0;
-        unsigned char *ba = slurp(pa, &la), *bb = slurp(pb, &lb);
+        char *ba = tu_read_file(pa, &la), *bb = tu_read_file(pb, &lb);
         const int same = !strcmp(a[i], b[i]) && ba && bb && la == lb && !memcmp(ba, bb, la);
         if (!same && differ++ < 5) fprintf(stderr, "differs: %s (%zu bytes) vs %s (%zu bytes)\n", pa, la, pb, lb);
         free(ba);

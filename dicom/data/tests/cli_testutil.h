@@ -1,4 +1,4 @@
-/* cli_testutil.h - running the test driver (aaclip-train) from the data/ tests. */
+/* cli_testutil.h - running bin/aaclip from the data/ tests. */
 #ifndef AAC_CLI_TESTUTIL_H
 #define AAC_CLI_TESTUTIL_H
 #include <stdio.h>
@@ -17,10 +17,10 @@ static inline const char *P(const char *name) {
     return p;
 }
 
-/* runs the driver with args; stdout+stderr to DIR/log.txt; returns the exit status */
+/* runs aaclip with args; stdout+stderr to DIR/log.txt; returns the exit status */
 static inline int run(const char *args) {
     char cmd[4096];
-    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2>&1", AACLIP_TRAIN_EXE, args, P("log.txt"));
+    snprintf(cmd, sizeof cmd, "'%s' %s > '%s' 2>&1", AACLIP_EXE, args, P("log.txt"));
     int rc = system(cmd);
     rc = WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
     if (rc) {
