@@ -24,7 +24,7 @@ build: deps $(BUILD)/CMakeCache.txt
 # a pipeline demonstration, not a clinical model).
 DEMO_OUT ?= demo-results
 demo: build
-	$(BUILD)/bin/aaclip score testdata/sample-study/dicom -o $(DEMO_OUT) --model testdata/demo-model
+	$(BUILD)/bin/aaclip score testdata/sample-study/dicom -o $(DEMO_OUT) --model testdata/demo-model --force
 	@echo "demo: results in $(DEMO_OUT)/ (summary.json, summary.csv; per series: DICOM SEG/PMAP/SR,"
 	@echo "demo: NIfTI/NRRD maps, scene.mrml for 3D Slicer, montage.png)"
 

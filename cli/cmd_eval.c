@@ -134,8 +134,15 @@ static int store_calibration(const char *bundle, const char *data, const char *c
                                               : "the best threshold flags every pixel (the map does not separate lesions)");
         return -1;
     }
-    aac_calibration cal = {.map_low = c->map_low, .map_high = c->map_high, .threshold = c->pixel_f1_threshold,
+    /* The threshold was chosen on float32 (x - min) / (max - min); one float step lower keeps the
+     * pixel that set it above it when score computes p in double. */
+    aac_calibration cal = {.map_low = c->map_low, .map_high = c->map_high,
+                           .threshold = nextafterf((float)c->pixel_f1_threshold, 0.0f),
                            .pixel_f1 = c->pixel_f1_max, .images = c->n_images};
+    if (strlen(class_text) >= sizeof cal.class_text || strlen(data) >= sizeof cal.data) {
+        fprintf(stderr, "aaclip eval: --calibrate: the class description or the data path is too long to store\n");
+        return -1;
+    }
     snprintf(cal.class_name, sizeof cal.class_name, "%s", c->name);
     snprintf(cal.class_text, sizeof cal.class_text, "%s", class_text);
     cal.domain = domain;
@@ -198,6 +205,14 @@ int cmd_eval(int argc, char **argv) {
     }
     if (!mo.bundle || !data) {
         fprintf(stderr, "aaclip eval: --model BUNDLE and --data FILE are required\n");
+        return 2;
+    }
+    /* the raw map's range depends on every setting of the model: a calibration holds for the
+     * bundle as `aaclip score` opens it, so nothing may override it */
+    if (calibrate && (mo.tokenizer || mo.params.image_size || mo.params.vision_head_width || mo.params.text_heads ||
+                      mo.params.activation != AAC_ACT_DEFAULT)) {
+        fprintf(stderr, "aaclip eval: --calibrate measures the bundle as stored: no --tokenizer, --image-size, "
+                        "--vision-head-width, --text-heads or --activation with it\n");
         return 2;
     }
     if (mo.clip || mo.adapters) {

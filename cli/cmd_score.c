@@ -2,7 +2,7 @@
  * objects out, with a summary. Built for PACS-side batch jobs: finished series are skipped, a
  * series' results appear all at once (built in a temporary folder, then renamed), one failing
  * series is recorded and the run goes on, SIGINT/SIGTERM stop after the current slice batch. */
-#define _POSIX_C_SOURCE 200809L
+#define _XOPEN_SOURCE 700 /* realpath */
 #include <dirent.h>
 #include <errno.h>
 #include <jansson.h>
@@ -27,13 +27,14 @@ static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
 
 enum { MAX_LISTED_REGIONS = 1000 };
+enum { PICTURES_AUTO = 0, PICTURES_ALWAYS, PICTURES_NEVER };
 enum { F_SEG = 1, F_PMAP = 2, F_SR = 4, F_NIFTI = 8, F_NRRD = 16, F_SCENE = 32, F_PNG = 64, F_ALL = 127 };
 
 typedef struct score_opts {
     model_opts mo;
     const char *out_dir, *class_text, *series_filter;
     aac_domain domain;
-    int domain_set, formats, batch_slices, json, quiet, force, all_slices, no_calibration;
+    int domain_set, formats, batch_slices, json, quiet, force, all_slices, no_calibration, pictures;
     aac_norm_params norm;
     int n_thresholds;
     double thresholds[AAC_MAX_THRESHOLDS];
@@ -56,7 +57,7 @@ static void score_help(void) {
            "                    [--domain medical|industrial] [--window PRESET|C/W] [--threshold T]...\n"
            "                    [--series-filter TEXT] [--threads N] [--batch-slices N]\n"
            "                    [--formats seg,pmap,sr,nifti,nrrd,scene,png] [--all-slices] [--force]\n"
-           "                    [--no-calibration] [--json] [--quiet]\n"
+           "                    [--no-calibration] [--pictures auto|always|never] [--json] [--quiet]\n"
            "\n"
            "Scores every image series found under PATH (study folders, folders of studies, DICOM\n"
            "files, NIfTI/NRRD/MetaImage volumes) and every PNG/JPEG picture (in colour). Results go\n"
@@ -73,10 +74,14 @@ static void score_help(void) {
            "                      C/W in HU; default from the body part, else abdomen. Other\n"
            "                      modalities use the 0.5/99.5 percentiles of each volume.\n"
            "  --threshold T       probability threshold of a binary segment, in (0,1]; repeatable\n"
-           "                      (default: the bundle's calibrated threshold, else 0.5)\n"
+           "                      (default: the bundle's calibrated threshold, else 0.5); regions\n"
+           "                      and the summary use the lowest\n"
            "  --no-calibration    probabilities from each volume's own map range even when the\n"
            "                      bundle is calibrated (aaclip eval --calibrate); every volume then\n"
            "                      has a region at its maximum\n"
+           "  --pictures P        PNG/JPEG files: auto (default) scores them when the PATHs hold no\n"
+           "                      DICOM or volume series (a photo folder) and lists them as skipped\n"
+           "                      next to series (viewer icons on a patient CD); always; never\n"
            "  --series-filter S   only series whose UID, description or modality contains S\n"
            "  --batch-slices N    slices between interruption checks and progress updates (8)\n"
            "  --formats LIST      outputs to write (default all)\n"
@@ -149,6 +154,13 @@ static int parse_args(int argc, char **argv, score_opts *o, const char ***paths,
         else if (!strcmp(a, "--force")) o->force = 1;
         else if (!strcmp(a, "--all-slices")) o->all_slices = 1;
         else if (!strcmp(a, "--no-calibration")) o->no_calibration = 1;
+        else if (!strcmp(a, "--pictures") && v) {
+            i++;
+            if (!strcmp(v, "auto")) o->pictures = PICTURES_AUTO;
+            else if (!strcmp(v, "always")) o->pictures = PICTURES_ALWAYS;
+            else if (!strcmp(v, "never")) o->pictures = PICTURES_NEVER;
+            else return fprintf(stderr, "aaclip score: --pictures expects auto, always or never\n"), 2;
+        }
         else if (a[0] == '-' && !v) {
             fprintf(stderr, "aaclip score: %s needs a value (see --help)\n", a);
             return 2;
@@ -187,6 +199,12 @@ static int parse_args(int argc, char **argv, score_opts *o, const char ***paths,
         fprintf(stderr, "aaclip score: give at least one PATH and -o OUTDIR (see --help)\n");
         return 2;
     }
+    /* ascending, as the label maps count them: regions are taken at the lowest */
+    for (int i = 1; i < o->n_thresholds; i++)
+        for (int j = i; j > 0 && o->thresholds[j] < o->thresholds[j - 1]; j--) {
+            const double t = o->thresholds[j];
+            o->thresholds[j] = o->thresholds[j - 1], o->thresholds[j - 1] = t;
+        }
     return -1; /* go on */
 }
 
@@ -560,11 +578,27 @@ static void series_dir(const score_opts *o, const aac_series_info *si, char *out
 /* Pictures (PNG/JPEG) go to OUTDIR/images/<path as given, sanitised>: the path keeps apart
  * same-named files of different folders (good/000.png, broken/000.png). */
 static void picture_dir(const score_opts *o, const char *path, char *out, size_t cap) {
-    char name[256];
+    /* The end of the path (the file name survives), plus a hash of all of it: paths that
+     * sanitise alike ("a/b_c.png", "a_b/c.png") never share a folder. */
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = path; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
     while (path[0] == '.' && path[1] == '/') path += 2;
     while (path[0] == '/') path++;
-    fs_sanitize(path, name, sizeof name);
-    snprintf(out, cap, "%s/images/%s", o->out_dir, name);
+    const size_t n = strlen(path);
+    char name[160];
+    fs_sanitize(n > 150 ? path + n - 150 : path, name, sizeof name);
+    snprintf(out, cap, "%s/images/%s-%08x", o->out_dir, name, h);
+}
+
+/* 1 when path lies in the folder whose real path is dir_real (results of an earlier run
+ * when OUTDIR is inside a PATH: never inputs). */
+static int inside(const char *dir_real, const char *path) {
+    if (!dir_real) return 0;
+    char *r = realpath(path, NULL);
+    const size_t n = strlen(dir_real);
+    const int in = r && !strncmp(r, dir_real, n) && (r[n] == '/' || r[n] == 0);
+    free(r);
+    return in;
 }
 
 static int matches_filter(const score_opts *o, const aac_series_info *si) {
@@ -651,23 +685,33 @@ static int open_engine(engine *e, score_opts *o) {
     aac_error err = {0};
     /* The bundle's default domain and calibration; the calibration holds only for the class
      * description and domain it was measured with. */
+    /* Defaults (class text, domain) come from the calibration when the bundle has one, else
+     * "scan" and the bundle's default domain; --no-calibration only turns the mapping off. */
     aac_bundle *b = NULL;
+    int has_cal = 0;
     if (o->mo.bundle) {
         if (aac_bundle_open(o->mo.bundle, &b, &err)) {
             fprintf(stderr, "aaclip score: %s\n", err.message);
             return -1;
         }
-        if (!o->domain_set) o->domain = aac_bundle_default_domain(b);
-        e->calibrated = !o->no_calibration && aac_bundle_calibration(b, &e->cal);
+        has_cal = aac_bundle_calibration(b, &e->cal);
+        if (!o->domain_set) o->domain = has_cal ? e->cal.domain : aac_bundle_default_domain(b);
         aac_bundle_free(b);
     }
-    if (!o->class_text) o->class_text = e->calibrated ? e->cal.class_text : "scan";
+    if (!o->class_text) o->class_text = has_cal ? e->cal.class_text : "scan";
+    const int overridden = o->mo.tokenizer || o->mo.params.image_size || o->mo.params.vision_head_width ||
+                           o->mo.params.text_heads || o->mo.params.activation != AAC_ACT_DEFAULT;
+    e->calibrated = has_cal && !o->no_calibration;
     char msg[1400];
-    if (e->calibrated && (strcmp(o->class_text, e->cal.class_text) || o->domain != e->cal.domain)) {
-        snprintf(msg, sizeof msg, "the bundle's calibration is for \"%.256s\" (%s), not \"%.256s\" (%s): "
-                 "probabilities from each volume's own range", e->cal.class_text,
-                 e->cal.domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical", o->class_text,
-                 o->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
+    if (e->calibrated && (strcmp(o->class_text, e->cal.class_text) || o->domain != e->cal.domain || overridden)) {
+        if (overridden)
+            snprintf(msg, sizeof msg, "the bundle's calibration holds for the bundle as stored, not with model "
+                     "overrides: probabilities from each volume's own range");
+        else
+            snprintf(msg, sizeof msg, "the bundle's calibration is for \"%.256s\" (%s), not \"%.256s\" (%s): "
+                     "probabilities from each volume's own range", e->cal.class_text,
+                     e->cal.domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical", o->class_text,
+                     o->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
         log_event(o, "note", NULL, msg);
         e->calibrated = 0;
     } else if (e->calibrated) {
@@ -762,23 +806,52 @@ int cmd_score(int argc, char **argv) {
     }
     json_object_set_new(summary, "skipped_files", notes);
 
-    /* the series first, then the pictures */
+    /* The series first, then the pictures. Left out, with a note: whatever lies in OUTDIR, and
+     * pictures next to series unless --pictures always (viewer icons on a patient CD). */
     const int ns = aac_scan_series_count(scan), ni = aac_scan_image_count(scan);
-    int64_t total = 0, done = 0;
-    for (int i = 0; i < ns; i++) {
-        const aac_series_info *si = aac_scan_series(scan, i);
-        if (matches_filter(&o, si)) total += (int64_t)si->dim[2] * si->dim[3];
+    char *out_real = realpath(o.out_dir, NULL);
+    unsigned char *skip = calloc((size_t)(ns + ni) + 1, 1);
+    if (!skip) {
+        fprintf(stderr, "aaclip score: out of memory\n");
+        exit_code = 1;
     }
-    for (int i = 0; i < ni; i++) total += !o.series_filter || strstr(aac_scan_image(scan, i), o.series_filter);
+    int n_inputs = 0;
+    for (int i = 0; skip && i < ns; i++)
+        if (!(skip[i] = inside(out_real, aac_scan_series(scan, i)->first_file))) n_inputs++;
+    for (int i = 0; skip && i < ni; i++) {
+        const char *p = aac_scan_image(scan, i);
+        const char *why = inside(out_real, p) ? "inside the output folder"
+                          : o.pictures == PICTURES_NEVER ? "picture (--pictures never)"
+                          : o.pictures == PICTURES_AUTO && n_inputs ? "picture next to DICOM or volume series (--pictures always scores it)"
+                                                                    : NULL;
+        if (!why) continue;
+        skip[ns + i] = 1;
+        char note[4400];
+        snprintf(note, sizeof note, "%.4000s: %s, skipped", p, why);
+        json_array_append_new(notes, json_pack("{s:s, s:s}", "level", "skipped", "note", note));
+    }
+    for (int i = 0; skip && i < ns; i++)
+        if (skip[i]) {
+            char note[4400];
+            snprintf(note, sizeof note, "%.4000s: inside the output folder, skipped", aac_scan_series(scan, i)->first_file);
+            json_array_append_new(notes, json_pack("{s:s, s:s}", "level", "skipped", "note", note));
+        }
+    int64_t total = 0, done = 0;
+    for (int i = 0; skip && i < ns; i++) {
+        const aac_series_info *si = aac_scan_series(scan, i);
+        if (!skip[i] && matches_filter(&o, si)) total += (int64_t)si->dim[2] * si->dim[3];
+    }
+    for (int i = 0; skip && i < ni; i++)
+        total += !skip[ns + i] && (!o.series_filter || strstr(aac_scan_image(scan, i), o.series_filter));
     progress pg;
     progress *pgp = o.quiet || o.json ? NULL : &pg;
     if (pgp) progress_start(pgp, "score", total);
 
     int n_ok = 0, n_failed = 0, n_skipped = 0;
-    for (int i = 0; i < ns + ni && !g_stop; i++) {
+    for (int i = 0; skip && i < ns + ni && !g_stop; i++) {
         const aac_series_info *si = i < ns ? aac_scan_series(scan, i) : NULL;
         const char *pic = i < ns ? NULL : aac_scan_image(scan, i - ns);
-        if (si ? !matches_filter(&o, si) : o.series_filter && !strstr(pic, o.series_filter)) continue;
+        if (skip[i] || (si ? !matches_filter(&o, si) : o.series_filter && !strstr(pic, o.series_filter))) continue;
         const int64_t n_slices = si ? (int64_t)si->dim[2] * si->dim[3] : 1;
         char dir[4096], tmp[4200], marker[4200], msg[1024] = "";
         if (si) series_dir(&o, si, dir, sizeof dir);
@@ -832,7 +905,17 @@ int cmd_score(int argc, char **argv) {
             row_set_str(row, "error", r > 0 ? "interrupted by a signal; no results written" : msg);
         }
         const char *name = si && si->series_uid[0] ? si->series_uid : si ? si->first_file : pic;
-        if (r == 0) n_ok++, log_event(&o, "done", name, dir);
+        if (r == 0) {
+            char done_msg[4400];
+            const double size = json_number_value(json_object_get(row, "regions_volume_mm3"));
+            snprintf(done_msg, sizeof done_msg, "%lld region%s (%.1f %s) at p >= %.3g, score %.4g -> %.4000s",
+                     (long long)json_integer_value(json_object_get(row, "regions")),
+                     json_integer_value(json_object_get(row, "regions")) == 1 ? "" : "s",
+                     pic ? size : size / 1000.0, pic ? "pixels" : "ml",
+                     json_number_value(json_object_get(row, "threshold")),
+                     json_number_value(json_object_get(row, "series_score")), dir);
+            n_ok++, log_event(&o, "done", name, done_msg);
+        }
         else if (r < 0) n_failed++, log_event(&o, "error", name, msg);
         json_array_append_new(rows, row);
         if (pgp) progress_update(pgp, done, NULL);
@@ -850,6 +933,7 @@ int cmd_score(int argc, char **argv) {
                 n_ok, n_skipped, n_failed, g_stop ? ", interrupted" : "", o.out_dir);
     if (n_failed || g_stop) exit_code = 1;
     json_decref(summary);
+    free(skip), free(out_real);
     aac_scan_free(scan);
     close_engine(&e);
     free(paths);

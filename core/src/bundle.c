@@ -506,10 +506,10 @@ aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c,
     if (!(c->map_high > c->map_low) || !(c->threshold > 0 && c->threshold <= 1))
         return aac_fail(err, AAC_ERR_ARG, "calibration: map_high %g must exceed map_low %g, threshold %g in (0, 1]",
                         c->map_high, c->map_low, c->threshold);
+    if (!c->class_text[0]) return aac_fail(err, AAC_ERR_ARG, "calibration: no class description");
     aac_bundle *b;
     aac_status s = aac_bundle_open(dir, &b, err); /* a valid bundle before and after */
     if (s) return s;
-    if (!c->class_text[0]) return aac_fail(err, AAC_ERR_ARG, "calibration: no class description");
     json_t *cj = json_pack("{s:f, s:f, s:f, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "map_low", c->map_low, "map_high",
                            c->map_high, "threshold", c->threshold, "pixel_f1",
                            isfinite(c->pixel_f1) ? json_real(c->pixel_f1) : json_null(), "images", c->images, "class",
@@ -517,7 +517,8 @@ aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c,
                            "mapping",
                            "p = clamp((raw - map_low) / (map_high - map_low), 0, 1)");
     char *path = join(dir, "model.json"), *tmp = path ? malloc(strlen(path) + 32) : NULL;
-    if (!cj || !path || !tmp) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    if (!cj) s = aac_fail(err, AAC_ERR_ARG, "calibration: the class, class text or data path is not valid UTF-8");
+    else if (!path || !tmp) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     if (!s) {
         json_object_set_new(b->root, "calibration", cj);
         cj = NULL;

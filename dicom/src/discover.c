@@ -127,11 +127,11 @@ static void scan_file(walk *w, const char *path, const struct stat *sb) {
         add_path(s, &s->volume_files, &s->n_volume_files, &s->cap_volume_files, path);
         return;
     }
-    if (looks_like_image(path)) {
-        add_path(s, &s->image_files, &s->n_image_files, &s->cap_image_files, path);
-        return;
-    }
     if (!looks_like_dicom(path)) {
+        if (looks_like_image(path)) {
+            add_path(s, &s->image_files, &s->n_image_files, &s->cap_image_files, path);
+            return;
+        }
         /* A README is expected in a study folder; a .dcm that is not DICOM is worth a warning. */
         if (has_dicom_name(path))
             strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: named like DICOM but not DICOM (no DICM marker "
