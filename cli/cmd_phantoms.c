@@ -1,4 +1,4 @@
-/* cmd_phantoms.c - aaclip make-phantoms: synthetic CT-like slices with lesions and their
+/* cmd_phantoms.c - aaclip make-phantoms: slices of synthetic CT phantoms with lesions and their
  * dataset file (the demo model's training and test data). */
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,26 +9,32 @@
 #include "cmd_train.h"
 
 static void phantoms_help(void) {
-    printf("usage: aaclip make-phantoms -o DIR [--count N] [--seed N] [--size S] [--anomalous F]\n"
-           "                            [--class NAME] [--jsonl NAME]\n"
+    printf("usage: aaclip make-phantoms -o DIR [--volumes N] [--seed N] [--size S] [--slices Z]\n"
+           "                            [--lesions MIN-MAX] [--gap MM] [--noise HU] [--class NAME] [--jsonl NAME]\n"
            "\n"
-           "Writes N synthetic CT-like axial slices (PNG, S x S grey) to DIR/images, the masks of the\n"
-           "anomalous ones to DIR/masks, and DIR/data.jsonl in the AA-CLIP dataset format. Slice i\n"
-           "depends only on (seed, i). A test pattern for the pipeline, not anatomy.\n"
+           "Writes a training or test set cut from synthetic abdominal CT volumes (the anatomy of the\n"
+           "sample study, `aaclip make-sample-study`, with other lesions): every axial slice of N\n"
+           "phantoms as an 8-bit PNG in the abdomen window (what `aaclip score` feeds the model) to\n"
+           "DIR/images, the masks of the slices that cut a lesion to DIR/masks, and DIR/data.jsonl in\n"
+           "the AA-CLIP dataset format. Volume i depends only on (seed, i). Not anatomy to learn\n"
+           "medicine from: data to exercise and test the pipeline.\n"
            "\n"
            "  -o, --output DIR   output folder (created)\n"
-           "  --count N          number of slices (default 100)\n"
+           "  --volumes N        number of phantom volumes (default 8)\n"
            "  --seed N           seed (default 1)\n"
-           "  --size S           side in pixels (default 256)\n"
-           "  --anomalous F      fraction with lesions, spread evenly (default 0.5)\n"
+           "  --size S           rows = columns (default 256; field of view 307.2 mm)\n"
+           "  --slices Z         slices of 3 mm per volume (default 32)\n"
+           "  --lesions MIN-MAX  liver lesions per volume (default 1-6; at most 16)\n"
+           "  --gap MM           least distance between lesions (default 10)\n"
+           "  --noise HU         noise standard deviation (default 10)\n"
            "  --class NAME       class_name of every line (default phantom)\n"
            "  --jsonl NAME       name of the dataset file in DIR (default data.jsonl)\n");
 }
 
 int cmd_make_phantoms(int argc, char **argv) {
-    const char *out = NULL, *cls = "phantom", *jsonl = "data.jsonl";
-    int count = 100, seed = 1, size = 256;
-    double anomalous = 0.5;
+    const char *out = NULL;
+    aac_phantom_set_params p = aac_phantom_set_default_params();
+    int seed = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -41,19 +47,32 @@ int cmd_make_phantoms(int argc, char **argv) {
         }
         i++;
         if (!strcmp(a, "-o") || !strcmp(a, "--output")) out = v;
-        else if (!strcmp(a, "--class")) cls = v;
-        else if (!strcmp(a, "--jsonl")) jsonl = v;
-        else if (!strcmp(a, "--count")) {
-            if (parse_int(a, v, 1, 10000000, &count)) return 2;
+        else if (!strcmp(a, "--class")) p.class_name = v;
+        else if (!strcmp(a, "--jsonl")) p.jsonl_name = v;
+        else if (!strcmp(a, "--volumes")) {
+            if (parse_int(a, v, 1, 100000, &p.volumes)) return 2;
         } else if (!strcmp(a, "--seed")) {
             if (parse_int(a, v, 0, 2147483647, &seed)) return 2;
         } else if (!strcmp(a, "--size")) {
-            if (parse_int(a, v, 32, 4096, &size)) return 2;
-        } else if (!strcmp(a, "--anomalous")) {
+            if (parse_int(a, v, 32, 2048, &p.size)) return 2;
+        } else if (!strcmp(a, "--slices")) {
+            if (parse_int(a, v, 1, 2000, &p.slices)) return 2;
+        } else if (!strcmp(a, "--lesions")) {
+            int lo, hi, used = 0;
+            if (sscanf(v, "%d-%d%n", &lo, &hi, &used) != 2 || v[used] || lo < 0 || hi < lo || hi > 16) {
+                fprintf(stderr, "aaclip make-phantoms: --lesions expects MIN-MAX within 0-16, got '%s'\n", v);
+                return 2;
+            }
+            p.min_lesions = lo, p.max_lesions = hi;
+        } else if (!strcmp(a, "--gap")) {
+            int g;
+            if (parse_int(a, v, 0, 100, &g)) return 2;
+            p.lesion_gap_mm = g;
+        } else if (!strcmp(a, "--noise")) {
             char *end;
-            anomalous = strtod(v, &end);
-            if (*end || end == v || !(anomalous >= 0 && anomalous <= 1)) {
-                fprintf(stderr, "aaclip make-phantoms: --anomalous expects a number in 0..1, got '%s'\n", v);
+            p.noise_hu = strtod(v, &end);
+            if (*end || end == v || !(p.noise_hu >= 0 && p.noise_hu <= 500)) {
+                fprintf(stderr, "aaclip make-phantoms: --noise expects HU in 0..500, got '%s'\n", v);
                 return 2;
             }
         } else {
@@ -65,11 +84,14 @@ int cmd_make_phantoms(int argc, char **argv) {
         fprintf(stderr, "aaclip make-phantoms: -o DIR is required\n");
         return 2;
     }
+    p.seed = (uint64_t)seed;
     aac_error err = {0};
-    if (aac_phantom_dataset_write(out, jsonl, count, (uint64_t)seed, size, anomalous, cls, &err)) {
+    int n = 0, anomalous = 0;
+    if (aac_phantom_dataset_write(out, &p, &n, &anomalous, &err)) {
         fprintf(stderr, "aaclip: %s\n", err.message);
         return 1;
     }
-    printf("wrote %d phantoms (%s) to %s/%s\n", count, cls, out, jsonl);
+    printf("wrote %d slices of %d phantoms (%d with lesions, class %s) to %s/%s\n", n, p.volumes, anomalous,
+           p.class_name, out, p.jsonl_name);
     return 0;
 }

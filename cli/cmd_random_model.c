@@ -42,7 +42,8 @@ static void random_help(void) {
            "(deterministic), without adapters: train them with aaclip train. Random weights know\n"
            "nothing about images; the bundle exists to exercise the pipeline.\n"
            "  demo          E 32, vision width 64 (4 heads), 8 blocks, patch 16, 224 px (grid 14),\n"
-           "                text width 16 (1 head), 4 blocks; levels 2/4/6/8 (the demo model)\n"
+           "                text width 16 (1 head), 4 blocks; levels 2/4/6/8 (the demo model's\n"
+           "                backbone, which runs it with --image-size 448: grid 28)\n"
            "  test          E 16, vision width 32, 4 blocks, patch 16, 112 px; text 16 x 3 blocks\n"
            "  tiny          the golden test model's shape (518 px)\n"
            "  vit-l-14-336  OpenAI ViT-L/14-336 at 518 px\n");

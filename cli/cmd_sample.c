@@ -9,7 +9,7 @@
 
 static void sample_help(void) {
     aac_ct_phantom_params d = aac_ct_phantom_default_params();
-    printf("usage: aaclip make-sample-study -o DIR [--seed N] [--size N] [--slices N] [--lesions N]\n"
+    printf("usage: aaclip make-sample-study -o DIR [--seed N] [--size N] [--slices N] [--lesions N] [--gap MM]\n"
            "\n"
            "Writes a synthetic abdominal CT (not patient data) as a real DICOM CT series, with\n"
            "lesions planted in the liver and their ground truth:\n"
@@ -22,9 +22,10 @@ static void sample_help(void) {
            "  --seed N           anatomy noise and lesion placement (default %llu)\n"
            "  --size N           rows = columns, 32..2048 (default %d); field of view %g mm\n"
            "  --slices N         slices of %g mm, 1..2000 (default %d)\n"
-           "  --lesions N        lesions, 0..%d (default %d)\n",
+           "  --lesions N        lesions, 0..%d (default %d)\n"
+           "  --gap MM           least distance between lesions, 0..100 mm (default %g)\n",
            (unsigned long long)d.seed, d.size, d.fov_mm, d.slice_mm, d.slices, AAC_CT_PHANTOM_MAX_LESIONS,
-           d.n_lesions);
+           d.n_lesions, d.lesion_gap_mm);
 }
 
 int cmd_make_sample_study(int argc, char **argv) {
@@ -52,6 +53,9 @@ int cmd_make_sample_study(int argc, char **argv) {
             if (parse_int(a, v, 1, 2000, &p.slices)) return 2;
         } else if (!strcmp(a, "--lesions")) {
             if (parse_int(a, v, 0, AAC_CT_PHANTOM_MAX_LESIONS, &p.n_lesions)) return 2;
+        } else if (!strcmp(a, "--gap")) {
+            if (parse_int(a, v, 0, 100, &n)) return 2;
+            p.lesion_gap_mm = n;
         } else {
             fprintf(stderr, "aaclip make-sample-study: unknown option '%s' (see --help)\n", a);
             return 2;

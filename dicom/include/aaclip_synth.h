@@ -27,6 +27,8 @@ typedef struct aac_ct_phantom_params {
     double fov_mm;     /* 307.2: pixel spacing = fov_mm / size (1.2 mm at 256) */
     double slice_mm;   /* 3: slice spacing and thickness */
     double noise_hu;   /* 10: standard deviation of the (near-Gaussian) noise */
+    double lesion_gap_mm; /* 25: least distance between two lesions' bounding spheres */
+    int hyperdense_every; /* 0: every lesion hypodense; k: lesions k, 2k, ... hyperdense */
 } aac_ct_phantom_params;
 
 #define AAC_CT_PHANTOM_MAX_LESIONS 16
@@ -53,9 +55,10 @@ typedef struct aac_ct_phantom {
 
 /* Axial slab through an abdomen: air, body with subcutaneous fat and muscle wall, liver,
  * spleen, kidneys in perirenal fat, stomach with gas, aorta, IVC, vertebrae with discs, and
- * n_lesions lesions inside the liver (hypodense -10..10 HU, every third hyperdense 110..130 HU),
- * each clear of the other lesions and of the liver's edge (shrunk, down to 3 mm semi-axes, where
- * the slab is thin). Blurred in-plane like a soft-tissue kernel, then noise. AAC_ERR_ARG when
+ * n_lesions lesions inside the liver (ellipsoids of 8-24 mm semi-axes; hypodense -10..10 HU, or
+ * hyperdense 110..130 HU as hyperdense_every says), lesion_gap_mm clear of each other (bounding spheres)
+ * and 3 mm clear of the liver's edge (shrunk, down to 3 mm semi-axes, where the slab is thin or
+ * the liver crowded). Blurred in-plane like a soft-tissue kernel, then noise. AAC_ERR_ARG when
  * the lesions do not fit the slab. p NULL: defaults. */
 aac_status aac_ct_phantom_make(const aac_ct_phantom_params *p, aac_ct_phantom **out, aac_error *err);
 void aac_ct_phantom_free(aac_ct_phantom *ph);

@@ -15,7 +15,7 @@
 
 aac_ct_phantom_params aac_ct_phantom_default_params(void) {
     aac_ct_phantom_params p = {.seed = 1, .size = 256, .slices = 32, .n_lesions = 4,
-                            .fov_mm = 307.2, .slice_mm = 3.0, .noise_hu = 10.0};
+                            .fov_mm = 307.2, .slice_mm = 3.0, .noise_hu = 10.0, .lesion_gap_mm = 25.0};
     return p;
 }
 
@@ -149,13 +149,24 @@ static int paint(void *ctx, size_t i) {
     return 1;
 }
 
-/* Lesion k: a free spot in the liver, 3 mm clear of its edge and of earlier lesions, found by
- * rejection sampling over the liver's bounding box; the lesion shrinks by a fifth after every
- * 500 misses (thin slabs, crowded livers) down to 3 mm semi-axes. */
+/* Gap between two lesions' bounding spheres, in mm (plain arithmetic, reproducible). */
+static int far_apart(const double c[3], const double r[3], const aac_ct_lesion *o, double gap) {
+    const double dx = c[0] - o->centre[0], dy = c[1] - o->centre[1], dz = c[2] - o->centre[2];
+    double ra = r[0] > r[1] ? r[0] : r[1], rb = o->radius[0] > o->radius[1] ? o->radius[0] : o->radius[1];
+    ra = ra > r[2] ? ra : r[2];
+    rb = rb > o->radius[2] ? rb : o->radius[2];
+    const double need = ra + rb + gap;
+    return dx * dx + dy * dy + dz * dz >= need * need;
+}
+
+/* Lesion k: a free spot in the liver, 3 mm clear of its edge and lesion_gap_mm clear of the
+ * earlier lesions (each stays a finding of its own), found by rejection sampling over the liver's
+ * bounding box; the lesion shrinks by a fifth after every 500 misses (thin slabs, crowded
+ * livers) down to 3 mm semi-axes. */
 static aac_status place_lesion(const aac_ct_phantom_params *p, uint64_t *rng, int k, paint_ctx *pc, const aac_volume *v,
-                               aac_ct_lesion *out, aac_error *err) {
-    const int hyper = k % 3 == 2;
-    const int r10 = rand_int(rng, 60, 140);
+                               const aac_ct_lesion *prev, aac_ct_lesion *out, aac_error *err) {
+    const int hyper = p->hyperdense_every > 0 && (k + 1) % p->hyperdense_every == 0;
+    const int r10 = rand_int(rng, 100, 200);
     int axis10[3]; /* semi-axes in tenths of mm */
     for (int a = 0; a < 3; a++) axis10[a] = (r10 * rand_int(rng, 80, 120) + 50) / 100;
     const int value = hyper ? rand_int(rng, 110, 130) : rand_int(rng, -10, 10);
@@ -163,7 +174,9 @@ static aac_status place_lesion(const aac_ct_phantom_params *p, uint64_t *rng, in
         const double r[3] = {axis10[0] / 10.0, axis10[1] / 10.0, axis10[2] / 10.0};
         double c[3] = {rand_int(rng, -1350, 250) / 10.0, rand_int(rng, -750, 650) / 10.0,
                        rand_int(rng, -600, 1100) / 10.0};
-        const long need = for_ellipsoid(v, c, r, 3.0, NULL, NULL);
+        int apart = 1;
+        for (int j = 0; j < k && apart; j++) apart = far_apart(c, r, &prev[j], p->lesion_gap_mm);
+        const long need = apart ? for_ellipsoid(v, c, r, 3.0, NULL, NULL) : 0;
         if (need > 0 && for_ellipsoid(v, c, r, 3.0, is_liver, pc) == need) {
             pc->label = k + 1;
             pc->value = value;
@@ -214,11 +227,11 @@ static aac_status check_params(const aac_ct_phantom_params *p, aac_error *err) {
         return aac_fail(err, AAC_ERR_ARG, "synthetic phantom: %d lesions outside 0..%d", p->n_lesions,
                         AAC_CT_PHANTOM_MAX_LESIONS);
     if (!(p->fov_mm >= 300 && p->fov_mm <= 1000) || !(p->slice_mm > 0 && p->slice_mm <= 20) ||
-        !(p->noise_hu >= 0 && p->noise_hu <= 500))
+        !(p->noise_hu >= 0 && p->noise_hu <= 500) || !(p->lesion_gap_mm >= 0 && p->lesion_gap_mm <= 100))
         return aac_fail(err, AAC_ERR_ARG,
-                        "synthetic phantom: field of view %g mm (300..1000), slice %g mm (0..20] or noise %g HU "
-                        "(0..500) out of range",
-                        p->fov_mm, p->slice_mm, p->noise_hu);
+                        "synthetic phantom: field of view %g mm (300..1000), slice %g mm (0..20], noise %g HU "
+                        "(0..500) or lesion gap %g mm (0..100) out of range",
+                        p->fov_mm, p->slice_mm, p->noise_hu, p->lesion_gap_mm);
     return AAC_OK;
 }
 
@@ -258,7 +271,7 @@ aac_status aac_ct_phantom_make(const aac_ct_phantom_params *params, aac_ct_phant
     uint64_t rng_lesions = p.seed ^ 0x6C6573696F6E73ull, rng_noise = p.seed ^ 0x6E6F697365ull;
     paint_ctx pc = {tissue, hu, ph->labels->voxels, 0, 0};
     for (int k = 0; k < p.n_lesions; k++) {
-        if ((st = place_lesion(&p, &rng_lesions, k, &pc, v, &ph->lesions[k], err)) != AAC_OK) goto done;
+        if ((st = place_lesion(&p, &rng_lesions, k, &pc, v, ph->lesions, &ph->lesions[k], err)) != AAC_OK) goto done;
         ph->n_lesions = k + 1;
     }
     /* Noise: a sum of 8 uniform 16-bit integers (Irwin-Hall, close to Gaussian), scaled to sd. */

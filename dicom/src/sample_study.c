@@ -51,19 +51,19 @@ static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_pha
     aac_synth_uid(uid_seed, "study", 0, study);
     aac_synth_uid(uid_seed, "series", 0, series);
     aac_synth_uid(uid_seed, "frame-of-reference", 0, fr);
-    char fov[32], sl[32], noise[32];
-    num(p->fov_mm, fov), num(p->slice_mm, sl), num(p->noise_hu, noise);
+    char fov[32], sl[32], noise[32], gap[32];
+    num(p->fov_mm, fov), num(p->slice_mm, sl), num(p->noise_hu, noise), num(p->lesion_gap_mm, gap);
     fprintf(f,
             "{\n  \"description\": \"Synthetic abdominal CT phantom with planted liver lesions; not patient data\",\n"
             "  \"synthetic\": true,\n"
             "  \"generator\": {\"command\": \"aaclip make-sample-study\", \"seed\": %llu, \"size\": %d, "
             "\"slices\": %d, "
-            "\"lesions\": %d, \"fov_mm\": %s, \"slice_mm\": %s, \"noise_hu\": %s},\n"
+            "\"lesions\": %d, \"fov_mm\": %s, \"slice_mm\": %s, \"noise_hu\": %s, \"lesion_gap_mm\": %s},\n"
             "  \"coordinates\": \"LPS, mm (DICOM patient coordinates)\",\n"
             "  \"series\": {\"folder\": \"dicom\", \"files\": %d, \"study_instance_uid\": \"%s\", "
             "\"series_instance_uid\": \"%s\", \"frame_of_reference_uid\": \"%s\"},\n"
             "  \"grid\": {\"dim\": [%d, %d, %d], \"spacing\": ",
-            (unsigned long long)p->seed, p->size, p->slices, p->n_lesions, fov, sl, noise, v->dim[2], study, series, fr,
+            (unsigned long long)p->seed, p->size, p->slices, p->n_lesions, fov, sl, noise, gap, v->dim[2], study, series, fr,
             v->dim[0], v->dim[1], v->dim[2]);
     vec(f, v->spacing, 3);
     fputs(", \"origin\": ", f);
@@ -127,6 +127,7 @@ aac_status aac_write_sample_study(const aac_ct_phantom_params *params, const cha
     uint64_t h = mix(0, p.seed);
     h = mix(h, (uint64_t)p.size), h = mix(h, (uint64_t)p.slices), h = mix(h, (uint64_t)p.n_lesions);
     h = mix(h, dbits(p.fov_mm)), h = mix(h, dbits(p.slice_mm)), h = mix(h, dbits(p.noise_hu));
+    h = mix(h, dbits(p.lesion_gap_mm)), h = mix(h, (uint64_t)p.hyperdense_every);
     cp.uid_seed = h;
 
     snprintf(path, sizeof path, "%s/dicom", dir);

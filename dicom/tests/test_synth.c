@@ -282,6 +282,27 @@ int main(void) {
     CHECK(st == AAC_ERR_ARG && !none && strstr(e.message, "no room"), "2 slices: %s", e.message);
     aac_ct_phantom_free(ph);
 
+    /* hyperdense_every 2: lesions 2 and 4 bright, 1 and 3 dark; every pair at least the gap apart */
+    aac_ct_phantom_params mixed = aac_ct_phantom_default_params();
+    mixed.hyperdense_every = 2;
+    CHECK_OK(aac_ct_phantom_make(&mixed, &ph, &e), &e);
+    for (int k = 0; k < ph->n_lesions; k++) {
+        const aac_ct_lesion *l = &ph->lesions[k];
+        const int bright = k % 2 == 1;
+        CHECK(!strcmp(l->kind, bright ? "hyperdense" : "hypodense") && (bright ? l->hu >= 110 : l->hu <= 10),
+              "lesion %d: %s, %g HU", k + 1, l->kind, l->hu);
+        for (int j = 0; j < k; j++) {
+            const aac_ct_lesion *o = &ph->lesions[j];
+            double d2 = 0, ra = 0, rb = 0;
+            for (int a = 0; a < 3; a++) {
+                d2 += (l->centre[a] - o->centre[a]) * (l->centre[a] - o->centre[a]);
+                ra = l->radius[a] > ra ? l->radius[a] : ra, rb = o->radius[a] > rb ? o->radius[a] : rb;
+            }
+            CHECK(sqrt(d2) - ra - rb >= mixed.lesion_gap_mm - 1e-9, "lesions %d and %d closer than the gap", j + 1, k + 1);
+        }
+    }
+    aac_ct_phantom_free(ph);
+
     check_oblique();
     return tu_finish("test_synth");
 }

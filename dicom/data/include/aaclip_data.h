@@ -95,16 +95,30 @@ aac_status aac_dataset_load(const aac_dataset *d, int i, int S, const aac_augmen
 void aac_mask_resize_nearest(const aac_image *m, int S, uint8_t *out);
 
 /* ------------------------------------------------------------------ synthetic phantoms */
-/* A synthetic CT-like axial slice S x S (grey), deterministic from seed: body ellipse with a fat
- * ring, liver, spleen, kidneys, aorta, spine, bowel gas, Gaussian noise; with lesions != 0, 1-3
- * bright or dark lesions in the liver (mostly), spleen or kidneys, and mask (may be NULL) 255
- * on them (0 elsewhere). Not anatomy: a pipeline test pattern. */
-aac_status aac_phantom_slice(uint64_t seed, int S, int lesions, aac_image *img, aac_image *mask, aac_error *err);
-/* n phantoms as dir/images/NNNNN.png, dir/masks/NNNNN.png (anomalous ones) and dir/<jsonl_name>
- * in the dataset format, round(n * anomalous) of them with lesions, spread evenly. Phantom i
- * depends only on (seed, i). */
-aac_status aac_phantom_dataset_write(const char *dir, const char *jsonl_name, int n, uint64_t seed, int S,
-                              double anomalous, const char *class_name, aac_error *err);
+/* Training / test data cut from the 3-D abdominal CT phantom of aaclip_synth.h (the anatomy of
+ * the sample study, lesions in the liver): `volumes` phantoms, each with its own seed (mixed
+ * from `seed` and the volume index, so no volume repeats the sample study's seed-1 phantom)
+ * and between min_lesions and max_lesions lesions; every axial slice becomes an 8-bit PNG
+ * through the ingestion library's default normalisation (the abdomen window, as `aaclip score`
+ * sees the study), with label 1 and a mask where it cuts a lesion. */
+typedef struct aac_phantom_set_params {
+    uint64_t seed;                     /* 1 */
+    int volumes;                       /* 8 */
+    int size, slices;                  /* 256 x 256, 32 slices of 3 mm */
+    int min_lesions, max_lesions;      /* 1..6 per volume */
+    double noise_hu;                   /* 10 */
+    double lesion_gap_mm;              /* 10: up to 6 lesions fit (the sample study keeps 25) */
+    const char *class_name;            /* "phantom" */
+    const char *jsonl_name;            /* "data.jsonl" */
+} aac_phantom_set_params;
+
+aac_phantom_set_params aac_phantom_set_default_params(void);
+/* Writes dir/images/vVVVV_zZZZ.png, dir/masks/vVVVV_zZZZ.png (slices with lesion voxels) and
+ * dir/<jsonl_name> in the dataset format (written last, atomically). Deterministic; p NULL:
+ * defaults. n_slices / n_anomalous (may be NULL) receive the numbers of lines and of label-1
+ * lines. */
+aac_status aac_phantom_dataset_write(const char *dir, const aac_phantom_set_params *p, int *n_slices,
+                                     int *n_anomalous, aac_error *err);
 
 #ifdef __cplusplus
 }

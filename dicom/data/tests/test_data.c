@@ -279,25 +279,51 @@ static void test_augment(void) {
 
 static void test_phantoms(void) {
     aac_error err;
-    aac_image a, am, b, bm, n, nm;
-    CHECK_OK(aac_phantom_slice(42, 96, 1, &a, &am, &err), &err);
-    CHECK_OK(aac_phantom_slice(42, 96, 1, &b, &bm, &err), &err);
-    CHECK_OK(aac_phantom_slice(43, 96, 0, &n, &nm, &err), &err);
-    CHECK(!memcmp(a.px, b.px, 96 * 96) && !memcmp(am.px, bm.px, 96 * 96), "phantoms are deterministic");
-    int les = 0, nles = 0;
-    for (int i = 0; i < 96 * 96; i++) les += am.px[i] != 0, nles += nm.px[i] != 0;
-    CHECK(les > 10 && les < 96 * 96 / 4 && nles == 0, "lesion pixels %d, in a normal slice %d", les, nles);
-    aac_image_release(&a), aac_image_release(&am), aac_image_release(&b), aac_image_release(&bm);
-    aac_image_release(&n), aac_image_release(&nm);
-    CHECK(aac_phantom_dataset_write(tmp_path("ph"), "d.jsonl", 4, 1, 64, 0.5, "bad\"name", &err) == AAC_ERR_ARG,
+    aac_phantom_set_params p = aac_phantom_set_default_params();
+    p.volumes = 2, p.size = 96, p.slices = 8, p.min_lesions = 1, p.max_lesions = 3;
+    p.class_name = "bad\"name";
+    CHECK(aac_phantom_dataset_write(tmp_path("ph"), &p, NULL, NULL, &err) == AAC_ERR_ARG,
           "quotes in a class name are refused");
-    CHECK_OK(aac_phantom_dataset_write(tmp_path("ph"), "d.jsonl", 4, 1, 64, 0.5, "phantom", &err), &err);
+    p.class_name = "liver";
+    int n = 0, anom = 0;
+    CHECK_OK(aac_phantom_dataset_write(tmp_path("ph"), &p, &n, &anom, &err), &err);
+    CHECK(n == 16 && anom > 0 && anom < 16, "2 volumes of 8 slices: %d lines, %d with lesions", n, anom);
     aac_dataset *d;
-    CHECK_OK(aac_dataset_open(tmp_path("ph/d.jsonl"), &d, &err), &err);
-    int anom = 0;
-    for (int i = 0; i < aac_dataset_count(d); i++) anom += aac_dataset_sample(d, i)->label;
-    CHECK(aac_dataset_count(d) == 4 && anom == 2, "4 phantoms, 2 anomalous (%d)", anom);
+    CHECK_OK(aac_dataset_open(tmp_path("ph/data.jsonl"), &d, &err), &err);
+    int labelled = 0, mask_ok = 1, dark_lesions = 0;
+    for (int i = 0; i < aac_dataset_count(d); i++) {
+        const aac_sample *s = aac_dataset_sample(d, i);
+        labelled += s->label;
+        if (!s->label) {
+            mask_ok &= s->mask == NULL;
+            continue;
+        }
+        aac_image im, mk;
+        CHECK_OK(aac_image_read(s->image, &im, &err), &err);
+        CHECK_OK(aac_image_read(s->mask, &mk, &err), &err);
+        /* a hypodense lesion (0 HU) is darker than liver (60 HU) in the abdomen window */
+        double in = 0, out = 0;
+        int nin = 0, nout = 0;
+        for (int k = 0; k < 96 * 96; k++) {
+            if (mk.px[k]) in += im.px[k], nin++;
+            else out += im.px[k], nout++;
+        }
+        mask_ok &= nin > 0 && im.w == 96 && mk.w == 96;
+        dark_lesions += nin > 0 && in / nin < 120;
+        aac_image_release(&im), aac_image_release(&mk);
+    }
+    CHECK(labelled == anom && mask_ok, "labels and masks agree (%d of %d)", labelled, anom);
+    CHECK(dark_lesions > 0, "hypodense lesions are dark in the abdomen window");
     aac_dataset_free(d);
+    /* deterministic: the same parameters write the same files */
+    CHECK_OK(aac_phantom_dataset_write(tmp_path("ph2"), &p, NULL, NULL, &err), &err);
+    size_t na, nb;
+    char *a = tu_read_file(tmp_path("ph/data.jsonl"), &na), *b = tu_read_file(tmp_path("ph2/data.jsonl"), &nb);
+    CHECK(a && b && na == nb && !memcmp(a, b, na), "same dataset file");
+    free(a), free(b);
+    a = tu_read_file(tmp_path("ph/images/v0001_z004.png"), &na), b = tu_read_file(tmp_path("ph2/images/v0001_z004.png"), &nb);
+    CHECK(a && b && na == nb && !memcmp(a, b, na), "same slice");
+    free(a), free(b);
 }
 
 /* With ../shared: the golden slices as PNG load to image.input (1e-6) and image.mask (exact). */

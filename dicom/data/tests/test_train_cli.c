@@ -32,7 +32,7 @@ static int same_bytes(const char *a, const char *b) {
 static void test_tiny(void) {
     char a[4096];
     printf("tiny random model on phantoms\n");
-    snprintf(a, sizeof a, "make-phantoms -o '%s' --count 10 --size 96 --seed 3", P("ph"));
+    snprintf(a, sizeof a, "make-phantoms -o '%s' --volumes 1 --slices 10 --lesions 2-2 --size 96 --seed 3", P("ph"));
     CHECK(run(a) == 0, "make-phantoms");
     snprintf(a, sizeof a, "random-model -o '%s' --config test --seed 5", P("rnd"));
     CHECK(run(a) == 0, "random-model");
@@ -102,8 +102,8 @@ static void test_tiny(void) {
     snprintf(a, sizeof a, "train --model '%s' -o '%s'", P("rnd"), P("out4"));
     CHECK(run(a) == 2, "train without --data is a usage error");
     FILE *f = fopen(P("ph/broken.jsonl"), "w");
-    fprintf(f, "{\"image_path\": \"images/00000.png\", \"label\": 1, \"class_name\": \"phantom\", \"mask_path\": "
-               "\"masks/00000.png\"}\n{\"image_path\": \"images/missing.png\", \"label\": 0, \"class_name\": \"p\"}\n");
+    fprintf(f, "{\"image_path\": \"images/v0000_z000.png\", \"label\": 0, \"class_name\": \"phantom\"}\n"
+               "{\"image_path\": \"images/missing.png\", \"label\": 0, \"class_name\": \"p\"}\n");
     fclose(f);
     snprintf(a, sizeof a, "eval --model '%s' --data '%s'", P("out/model"), P("ph/broken.jsonl"));
     CHECK(run(a) == 1 && log_has("broken.jsonl:2") && log_has("missing.png"), "a missing file names file and line");
