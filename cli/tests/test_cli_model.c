@@ -12,6 +12,7 @@
 #include "aaclip.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "st_testutil.h"
 
 static int run(const char *cmd, char *out, size_t cap) {
     char full[16384];
@@ -96,57 +97,6 @@ static void check_half(const char *what, const char *res, const char *res_ref, s
     st_close(o), st_close(r);
 }
 
-/* float -> IEEE half, round to nearest even, subnormals included. */
-static uint16_t f2h(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, m = x & 0x7fffff;
-    int e = (int)((x >> 23) & 0xff) - 127 + 15;
-    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
-    if (e >= 31) return (uint16_t)(sign | 0x7c00);
-    if (e <= 0) {
-        if (e < -10) return (uint16_t)sign;
-        m |= 0x800000;
-        int shift = 14 - e;
-        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (m >> 13), rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-static void write_f16_copy(const char *src, const char *dst) {
-    aac_error err;
-    st_file *f;
-    CHECK_OK(st_open(src, &f, &err), &err);
-    st_writer *w = st_writer_new();
-    for (size_t i = 0; i < st_count(f); i++) {
-        const st_tensor *t = st_at(f, i);
-        float *v = malloc(sizeof(float) * t->numel);
-        uint16_t *h = malloc(2 * t->numel);
-        CHECK_OK(st_read_f32(f, t->name, 0, NULL, v, &err), &err);
-        for (int64_t k = 0; k < t->numel; k++) h[k] = f2h(v[k]);
-        CHECK_OK(st_writer_add(w, t->name, ST_F16, t->ndim, t->shape, h, &err), &err);
-        free(v), free(h);
-    }
-    CHECK_OK(st_writer_set_metadata(w, "config", st_metadata(f, "config"), &err), &err);
-    CHECK_OK(st_writer_save(w, dst, &err), &err);
-    st_writer_free(w);
-    st_close(f);
-}
-
-static void copy(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    CHECK(a && b, "copy %s -> %s", from, to);
-    char buf[65536];
-    size_t n;
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    if (a) fclose(a);
-    if (b) fclose(b);
-}
-
 int main(void) {
     static char out[65536];
     char cmd[8192];
@@ -189,11 +139,11 @@ int main(void) {
     snprintf(ckpt, sizeof ckpt, "%s/ckpt", dir);
     mkdir(ckpt, 0755);
     snprintf(cmd, sizeof cmd, "%s/text_adapter.pth", ckpt);
-    copy(g_tp, cmd);
+    tu_copy_file(g_tp, cmd);
     snprintf(cmd, sizeof cmd, "%s/image_adapter_15.pth", ckpt);
-    copy(g_ip, cmd);
+    tu_copy_file(g_ip, cmd);
     snprintf(clip16, sizeof clip16, "%s/clip16.safetensors", dir);
-    write_f16_copy(g_clip, clip16);
+    tu_write_reduced(g_clip, clip16, 1);
 
     const char *heads = "--vision-head-width 16 --text-heads 2";
     struct { const char *name, *srcs, *opts; int half; } cases[] = {

@@ -14,6 +14,7 @@
 #include "aaclip.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "st_testutil.h"
 
 static const aac_config k_small = {.embed_dim = 16, .v_width = 32, .v_head_width = 16,
                                    .v_layers = 4, .patch = 8, .native = 32, .t_width = 32,
@@ -63,39 +64,6 @@ static void write_text(const char *path, const char *text) {
     fclose(f);
 }
 
-static void copy(const char *from, const char *to) {
-    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
-    CHECK(a && b, "copy %s -> %s", from, to);
-    char buf[65536];
-    size_t n;
-    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
-    if (a) fclose(a);
-    if (b) fclose(b);
-}
-
-/* float -> IEEE half, round to nearest even, subnormals included (as torch's .half()). */
-static uint16_t f2h(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, m = x & 0x7fffff;
-    int e = (int)((x >> 23) & 0xff) - 127 + 15;
-    if (((x >> 23) & 0xff) == 0xff) return (uint16_t)(sign | 0x7c00 | (m ? 0x200 : 0));
-    if (e >= 31) return (uint16_t)(sign | 0x7c00);
-    if (e <= 0) {
-        if (e < -10) return (uint16_t)sign;
-        m |= 0x800000;
-        int shift = 14 - e;
-        uint32_t h = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
-        if (rem > half || (rem == half && (h & 1))) h++;
-        return (uint16_t)(sign | h);
-    }
-    uint32_t h = ((uint32_t)e << 10) | (m >> 13), rem = m & 0x1fff;
-    if (rem > 0x1000 || (rem == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-
-/* Every tensor of ref (but logit_scale) is in got with the same shape and equal values:
- * exactly, or after rounding ref to half (half = 1). Returns the number compared. */
 static int compare_files(const char *got_path, const char *ref_path, int half) {
     aac_error err;
     st_file *got, *ref;
@@ -118,7 +86,7 @@ static int compare_files(const char *got_path, const char *ref_path, int half) {
         CHECK_OK(st_read_f32(ref, r->name, 0, NULL, b, &err), &err);
         int64_t diff = 0;
         for (int64_t k = 0; k < r->numel; k++) {
-            float want = half ? st_half_to_float(f2h(b[k])) : b[k];
+            float want = half ? st_half_to_float(tu_f32_to_f16(b[k])) : b[k];
             if (memcmp(&a[k], &want, 4)) diff++;
         }
         if (diff && bad++ < 5) CHECK(0, "%s: %s differs in %lld of %lld values", got_path, r->name,
@@ -465,21 +433,7 @@ static void self_contained(void) {
     expect_fail(s, &err, AAC_ERR_FORMAT, "junk.bin", NULL, "junk file");
 
     /* F16 canonical weights are converted: equal to the half-rounded values */
-    CHECK_OK(st_open(clip, &f, &err), &err);
-    w = st_writer_new();
-    for (size_t i = 0; i < st_count(f); i++) {
-        const st_tensor *t = st_at(f, i);
-        float *v = malloc(sizeof(float) * t->numel);
-        uint16_t *h = malloc(2 * t->numel);
-        CHECK_OK(st_read_f32(f, t->name, 0, NULL, v, &err), &err);
-        for (int64_t k = 0; k < t->numel; k++) h[k] = f2h(v[k]);
-        CHECK_OK(st_writer_add(w, t->name, ST_F16, t->ndim, t->shape, h, &err), &err);
-        free(v), free(h);
-    }
-    CHECK_OK(st_writer_set_metadata(w, "config", st_metadata(f, "config"), &err), &err);
-    CHECK_OK(st_writer_save(w, tmp_path("clip16.safetensors"), &err), &err);
-    st_writer_free(w);
-    st_close(f);
+    tu_write_reduced(clip, tmp_path("clip16.safetensors"), 1);
     const char *s13[] = {tmp_path("clip16.safetensors"), ad};
     CHECK_OK(import(s13, 2, NULL, "f16", &err), &err);
     compare_files(tmp_path("f16/clip.safetensors"), clip, 1);
@@ -543,9 +497,9 @@ static void golden(void) {
 
     /* AA-CLIP checkpoint folder: the highest epoch by default, --epoch picks another */
     mkdir(tmp_path("ckpt"), 0755);
-    copy(tpth, tmp_path("ckpt/text_adapter.pth"));
-    copy(ipth, tmp_path("ckpt/image_adapter_15.pth"));
-    copy(ipth, tmp_path("ckpt/image_adapter_3.pth"));
+    tu_copy_file(tpth, tmp_path("ckpt/text_adapter.pth"));
+    tu_copy_file(ipth, tmp_path("ckpt/image_adapter_15.pth"));
+    tu_copy_file(ipth, tmp_path("ckpt/image_adapter_3.pth"));
     const char *d[] = {gclip, tmp_path("ckpt")};
     CHECK_OK(import(d, 2, NULL, "g_ckpt", &err), &err);
     compare_files(tmp_path("g_ckpt/adapters.safetensors"), gad, 0);

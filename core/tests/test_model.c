@@ -10,6 +10,7 @@
 #include "aaclip.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "st_testutil.h"
 
 static const aac_config k_small = {.embed_dim = 16, .v_width = 32, .v_head_width = 16,
                                    .v_layers = 4, .patch = 8, .native = 32, .t_width = 32,
@@ -49,45 +50,6 @@ static void free_out(outputs *o) {
     for (int k = 0; k < 4; k++) free(o->seg[k]);
     free(o->det), free(o->sum), free(o->cls);
     memset(o, 0, sizeof *o);
-}
-
-/* float -> IEEE half / bfloat16, round to nearest even (normal range is enough here). */
-static uint16_t to_half(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    uint32_t sign = (x >> 16) & 0x8000, mant = x & 0x7fffff;
-    int e = (int)((x >> 23) & 0xff) - 127 + 15;
-    if (e <= 0) return (uint16_t)sign; /* tiny weights flush to zero */
-    uint32_t h = ((uint32_t)e << 10) | (mant >> 13), rest = mant & 0x1fff;
-    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) h++;
-    return (uint16_t)(sign | h);
-}
-static uint16_t to_bf16(float f) {
-    uint32_t x;
-    memcpy(&x, &f, 4);
-    return (uint16_t)((x + 0x7fff + ((x >> 16) & 1)) >> 16);
-}
-
-/* Copies src to dst with every F32 tensor stored as F16 (half=1) or BF16 (half=0). */
-static void rewrite_reduced(const char *src, const char *dst, int half) {
-    aac_error err;
-    st_file *f;
-    CHECK_OK(st_open(src, &f, &err), &err);
-    st_writer *w = st_writer_new();
-    for (size_t i = 0; i < st_count(f); i++) {
-        const st_tensor *t = st_at(f, i);
-        float *v = malloc(sizeof(float) * (t->numel ? t->numel : 1));
-        uint16_t *h = malloc(sizeof(uint16_t) * (t->numel ? t->numel : 1));
-        CHECK_OK(st_read_f32(f, t->name, 0, NULL, v, &err), &err);
-        for (int64_t j = 0; j < t->numel; j++) h[j] = half ? to_half(v[j]) : to_bf16(v[j]);
-        CHECK_OK(st_writer_add(w, t->name, half ? ST_F16 : ST_BF16, t->ndim, t->shape, h, &err), &err);
-        free(v), free(h);
-    }
-    if (st_metadata(f, "config"))
-        CHECK_OK(st_writer_set_metadata(w, "config", st_metadata(f, "config"), &err), &err);
-    CHECK_OK(st_writer_save(w, dst, &err), &err);
-    st_writer_free(w);
-    st_close(f);
 }
 
 static double outputs_rel_err(const outputs *a, const outputs *b, const aac_model *m) {
@@ -174,10 +136,10 @@ int main(void) {
 
     /* reduced-precision weight files load (converted to float32) and stay close */
     for (int half = 0; half <= 1; half++) {
-        rewrite_reduced(clip, bad, half);
+        tu_write_reduced(clip, bad, half);
         char bad_ad[300];
         snprintf(bad_ad, sizeof bad_ad, "%s.ad", bad);
-        rewrite_reduced(ad, bad_ad, half);
+        tu_write_reduced(ad, bad_ad, half);
         CHECK_OK(aac_model_open(bad, bad_ad, NULL, &m2, &err), &err);
         run(m2, img, &o3);
         double e = outputs_rel_err(&o1, &o3, m);

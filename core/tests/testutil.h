@@ -43,6 +43,17 @@ static inline char *tu_read_file(const char *path, size_t *len) {
     return b;
 }
 
+/* Copies a file byte for byte (a CHECK fails when either side cannot be opened). */
+static inline void tu_copy_file(const char *from, const char *to) {
+    FILE *a = fopen(from, "rb"), *b = fopen(to, "wb");
+    CHECK(a && b, "copy %s -> %s", from, to);
+    char buf[65536];
+    size_t n;
+    while (a && b && (n = fread(buf, 1, sizeof buf, a)) > 0) fwrite(buf, 1, n, b);
+    if (a) fclose(a);
+    if (b) fclose(b);
+}
+
 /* Path inside ../shared, or exit 77 (skipped) with a clear message when it is absent. */
 static inline const char *tu_shared(const char *rel) {
     static char buf[8][4096];

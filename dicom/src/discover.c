@@ -76,13 +76,8 @@ int scan_add_frame(aac_scan *s, const dcm_frame *fr) {
 /* DICOM Part 10 ("DICM" after the 128-byte preamble), or a bare dataset whose first element
  * is in group 0002 or 0008 (little or big endian), as old scanners and some PACS write. The
  * test keeps text files, images and archives away from the parser. */
-static int looks_like_dicom(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    unsigned char b[132];
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
-    if (n == 132 && !memcmp(b + 128, "DICM", 4)) return 1;
+static int looks_like_dicom(const unsigned char *b, size_t n) {
+    if (n >= 132 && !memcmp(b + 128, "DICM", 4)) return 1;
     if (n < 8) return 0;
     unsigned g_le = b[0] | b[1] << 8, g_be = b[1] | b[0] << 8;
     unsigned e_le = b[2] | b[3] << 8, e_be = b[3] | b[2] << 8;
@@ -96,13 +91,8 @@ static int has_dicom_name(const char *path) {
 }
 
 /* PNG signature, or JPEG SOI followed by a marker. */
-static int looks_like_image(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return 0;
-    unsigned char b[8];
-    size_t n = fread(b, 1, sizeof b, f);
-    fclose(f);
-    return (n == 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) || (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF);
+static int looks_like_image(const unsigned char *b, size_t n) {
+    return (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) || (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF);
 }
 
 /* Appends a copy of path to a list of paths; a note when memory runs out. */
@@ -127,8 +117,16 @@ static void scan_file(walk *w, const char *path, const struct stat *sb) {
         add_path(s, &s->volume_files, &s->n_volume_files, &s->cap_volume_files, path);
         return;
     }
-    if (!looks_like_dicom(path)) {
-        if (looks_like_image(path)) {
+    /* the first bytes, read once, tell DICOM, pictures and the rest apart */
+    unsigned char head[132];
+    size_t n_head = 0;
+    FILE *f = fopen(path, "rb");
+    if (f) {
+        n_head = fread(head, 1, sizeof head, f);
+        fclose(f);
+    }
+    if (!looks_like_dicom(head, n_head)) {
+        if (looks_like_image(head, n_head)) {
             add_path(s, &s->image_files, &s->n_image_files, &s->cap_image_files, path);
             return;
         }
