@@ -27,16 +27,22 @@ static void eval_help(void) {
            "map maximum (medical) or 0.5 map maximum + 0.5 detection score (industrial). Ties count\n"
            "as in scikit-learn. Values undefined for a class (no lesion, or no normal image) show '-'.\n"
            "Pixel F1-max: the best F1 (Dice) of lesion pixels over thresholds on the normalised map.\n"
+           "Region F1-max: lesion-wise detection as `aaclip score` reports regions, over thresholds\n"
+           "t = 0.01 .. 1 of the normalised map: a region (8-connected pixels >= t) is true when its\n"
+           "centroid lies in a lesion of the mask; precision = true / all regions, recall = lesions\n"
+           "with a true region / lesions. Lesions smaller than one patch of the model's grid at the\n"
+           "run size are below the map's resolution and not counted.\n"
            "\n"
            "  --data FILE        JSON lines {image_path, label, class_name, mask_path}\n"
            "  --json FILE        results as JSON (fractions in 0..1, null when undefined)\n"
            "  --csv FILE         results as CSV, one row per class and a mean row\n"
            "  --domain D         medical or industrial for every class (default: the bundle's class\n"
            "                     table, else its default domain)\n"
-           "  --calibrate        store the set's normalisation (raw map minimum and maximum) and the\n"
-           "                     F1-max threshold in the bundle's model.json: `aaclip score` then maps\n"
-           "                     every study to probabilities the same way and thresholds there\n"
-           "                     (the data must hold one class, with lesion masks)\n"
+           "  --calibrate        store the set's normalisation (raw map minimum and maximum), the\n"
+           "                     region F1-max threshold and the pixel F1-max threshold in the\n"
+           "                     bundle's model.json: `aaclip score` then maps every study to\n"
+           "                     probabilities the same way, reports regions at the first and\n"
+           "                     segments at both (the data must hold one class, with lesion masks)\n"
            "\n");
     model_opts_help();
 }
@@ -57,6 +63,12 @@ static json_t *class_json(const aac_eval_class *c) {
     json_object_set_new(o, "image_ap", num_or_null(c->image_ap));
     json_object_set_new(o, "pixel_f1_max", num_or_null(c->pixel_f1_max));
     json_object_set_new(o, "pixel_f1_threshold", num_or_null(c->pixel_f1_threshold));
+    json_object_set_new(o, "lesions", json_integer(c->n_lesions));
+    json_object_set_new(o, "region_f1_max", num_or_null(c->region_f1_max));
+    json_object_set_new(o, "region_threshold", num_or_null(c->region_threshold));
+    json_object_set_new(o, "region_precision", num_or_null(c->region_precision));
+    json_object_set_new(o, "region_recall", num_or_null(c->region_recall));
+    json_object_set_new(o, "regions", json_integer(c->n_regions));
     json_object_set_new(o, "map_low", num_or_null(c->map_low));
     json_object_set_new(o, "map_high", num_or_null(c->map_high));
     return o;
@@ -83,18 +95,20 @@ static void fmt_pct(double v, char *buf, size_t cap) {
 }
 
 static void print_row(const aac_eval_class *c) {
-    char v[5][32];
+    char v[6][32];
     fmt_pct(c->pixel_auroc, v[0], 32), fmt_pct(c->pixel_ap, v[1], 32);
     fmt_pct(c->image_auroc, v[2], 32), fmt_pct(c->image_ap, v[3], 32), fmt_pct(c->pixel_f1_max, v[4], 32);
-    printf("%-24s %-10s %6d %9d %12s %9s %9s %12s %9s\n", c->name,
+    fmt_pct(c->region_f1_max, v[5], 32);
+    printf("%-24s %-10s %6d %9d %12s %9s %9s %9s %12s %9s\n", c->name,
            strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
-           c->n_images, c->n_anomalous, v[0], v[1], v[4], v[2], v[3]);
+           c->n_images, c->n_anomalous, v[0], v[1], v[4], v[5], v[2], v[3]);
 }
 
 static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
-    char line[600], v[5][40];
-    const double x[5] = {c->pixel_auroc, c->pixel_ap, c->image_auroc, c->image_ap, c->pixel_f1_max};
-    for (int k = 0; k < 5; k++) {
+    char line[800], v[8][40];
+    const double x[8] = {c->pixel_auroc,   c->pixel_ap,         c->image_auroc,     c->image_ap,
+                         c->pixel_f1_max,  c->region_f1_max,    c->region_precision, c->region_recall};
+    for (int k = 0; k < 8; k++) {
         if (isnan(x[k])) v[k][0] = 0;
         else snprintf(v[k], sizeof v[k], "%.10f", x[k]);
     }
@@ -107,10 +121,10 @@ static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
         name[q++] = *p;
     }
     name[q++] = '"', name[q] = 0;
-    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s,%s\n", name,
+    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s,%s,%lld,%s,%s,%s\n", name,
                            strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
                            c->n_images, c->n_anomalous, (long long)c->n_pixels, (long long)c->n_lesion_pixels, v[0],
-                           v[1], v[2], v[3], v[4]);
+                           v[1], v[2], v[3], v[4], (long long)c->n_lesions, v[5], v[6], v[7]);
     char *p = realloc(*buf, *len + (size_t)n + 1);
     if (!p) return -1;
     memcpy(p + *len, line, (size_t)n + 1);
@@ -135,10 +149,14 @@ static int store_calibration(const char *bundle, const char *data, const char *c
         return -1;
     }
     /* The threshold was chosen on float32 (x - min) / (max - min); one float step lower keeps the
-     * pixel that set it above it when score computes p in double. */
+     * pixel that set it above it when score computes p in double. Without a lesion large enough
+     * for the region metric, regions are reported at the pixel threshold. */
+    const int has_region = c->region_threshold > 0;
     aac_calibration cal = {.map_low = c->map_low, .map_high = c->map_high,
                            .threshold = nextafterf((float)c->pixel_f1_threshold, 0.0f),
                            .pixel_f1 = c->pixel_f1_max, .images = c->n_images};
+    cal.region_threshold = has_region ? c->region_threshold : cal.threshold;
+    cal.region_f1 = has_region ? c->region_f1_max : NAN;
     if (strlen(class_text) >= sizeof cal.class_text || strlen(data) >= sizeof cal.data) {
         fprintf(stderr, "aaclip eval: --calibrate: the class description or the data path is too long to store\n");
         return -1;
@@ -152,9 +170,10 @@ static int store_calibration(const char *bundle, const char *data, const char *c
         fprintf(stderr, "aaclip: %s\n", err.message);
         return -1;
     }
-    printf("calibration stored in %s/model.json: raw map %.6g..%.6g -> probability 0..1, threshold %.4f "
-           "(pixel F1 %.2f on %d images)\n",
-           bundle, cal.map_low, cal.map_high, cal.threshold, 100 * cal.pixel_f1, cal.images);
+    printf("calibration stored in %s/model.json: raw map %.6g..%.6g -> probability 0..1, region threshold %.2f "
+           "(region F1 %.2f), pixel threshold %.4f (pixel F1 %.2f) on %d images\n",
+           bundle, cal.map_low, cal.map_high, cal.region_threshold, 100 * cal.region_f1, cal.threshold,
+           100 * cal.pixel_f1, cal.images);
     printf("(for the class description \"%s\", %s domain: `aaclip score` applies it when run with those)\n",
            cal.class_text, domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
     return 0;
@@ -245,6 +264,9 @@ int cmd_eval(int argc, char **argv) {
     }
     const aac_config *c = aac_model_config(m);
     const int S = c->img, G = aac_model_grid(m), E = c->embed_dim, n = aac_dataset_count(ds);
+    /* one patch at the run size: the map cannot resolve a smaller lesion */
+    const int patch_px = (S + G - 1) / G;
+    if (aac_eval_set_min_lesion_pixels(ev, (int64_t)patch_px * patch_px, &err)) goto fail;
     input = malloc(sizeof(float) * 3 * (size_t)S * S);
     map = malloc(sizeof(float) * (size_t)S * S);
     mask = malloc((size_t)S * S);
@@ -282,7 +304,7 @@ int cmd_eval(int argc, char **argv) {
         float score;
         if (aac_dataset_load(ds, i, S, NULL, 0, input, NULL, mask, &err) ||
             aac_encode_image(m, input, 1, &vo, &err) || aac_anomaly_maps(m, &vo, T, dom, NULL, map, &score, &err) ||
-            aac_eval_add(ev, x->class_name, dom, map, mask, (size_t)S * S, score, x->label, &err))
+            aac_eval_add(ev, x->class_name, dom, map, mask, S, S, score, x->label, &err))
             goto fail;
         char info[64];
         snprintf(info, sizeof info, "images");
@@ -294,8 +316,8 @@ int cmd_eval(int argc, char **argv) {
     aac_eval_class mean;
     if (aac_eval_compute(ev, &cls, &ncls, &mean, &err)) goto fail;
 
-    printf("%-24s %-10s %6s %9s %12s %9s %9s %12s %9s\n", "class", "domain", "images", "anomalous", "pixel AUROC",
-           "pixel AP", "pixel F1", "image AUROC", "image AP");
+    printf("%-24s %-10s %6s %9s %12s %9s %9s %9s %12s %9s\n", "class", "domain", "images", "anomalous", "pixel AUROC",
+           "pixel AP", "pixel F1", "region F1", "image AUROC", "image AP");
     for (int k = 0; k < ncls; k++) print_row(&cls[k]);
     if (ncls > 1) print_row(&mean);
 
@@ -319,7 +341,7 @@ int cmd_eval(int argc, char **argv) {
     }
     if (csv_path) {
         const char *head = "class,domain,images,anomalous_images,pixels,lesion_pixels,pixel_auroc,pixel_ap,"
-                           "image_auroc,image_ap,pixel_f1_max\n";
+                           "image_auroc,image_ap,pixel_f1_max,lesions,region_f1_max,region_precision,region_recall\n";
         size_t len = strlen(head);
         if (!(csv = strdup(head))) goto oom;
         for (int k = 0; k < ncls; k++)

@@ -74,8 +74,8 @@ static void score_help(void) {
            "                      C/W in HU; default from the body part, else abdomen. Other\n"
            "                      modalities use the 0.5/99.5 percentiles of each volume.\n"
            "  --threshold T       probability threshold of a binary segment, in (0,1]; repeatable\n"
-           "                      (default: the bundle's calibrated threshold, else 0.5); regions\n"
-           "                      and the summary use the lowest\n"
+           "                      (default: the bundle's calibrated region and pixel thresholds,\n"
+           "                      else 0.5); regions and the summary use the lowest\n"
            "  --no-calibration    probabilities from each volume's own map range even when the\n"
            "                      bundle is calibrated (aaclip eval --calibrate); every volume then\n"
            "                      has a region at its maximum\n"
@@ -477,10 +477,7 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
                            .slice_scores = norm.axis == 2 ? scores : NULL,
                            .n_thresholds = o->n_thresholds};
         memcpy(res.thresholds, o->thresholds, sizeof res.thresholds);
-        if (e->calibrated) {
-            res.low = e->cal.map_low, res.high = e->cal.map_high;
-            if (!o->n_thresholds) res.n_thresholds = 1, res.thresholds[0] = e->cal.threshold;
-        }
+        if (e->calibrated) res.low = e->cal.map_low, res.high = e->cal.map_high;
         aac_output_params op = aac_output_default_params();
         op.model_name = o->mo.bundle;
         double tw = progress_now();
@@ -533,8 +530,7 @@ done:
     else
         snprintf(mapping, sizeof mapping, "per volume: p = (raw - volume minimum) / (volume maximum - volume minimum)");
     row_set_str(row, "probability", mapping);
-    json_object_set_new(row, "threshold", json_real(o->n_thresholds ? o->thresholds[0]
-                                                    : e->calibrated ? e->cal.threshold : AAC_DEFAULT_THRESHOLD));
+    json_object_set_new(row, "threshold", json_real(o->n_thresholds ? o->thresholds[0] : AAC_DEFAULT_THRESHOLD));
     json_object_set_new(row, "regions", json_integer(n_regions));
     json_object_set_new(row, "regions_volume_mm3", json_real(region_mm3));
     /* regions of the first threshold, in scan order (LPS mm; pictures: pixels) */
@@ -715,8 +711,14 @@ static int open_engine(engine *e, score_opts *o) {
         log_event(o, "note", NULL, msg);
         e->calibrated = 0;
     } else if (e->calibrated) {
-        snprintf(msg, sizeof msg, "calibrated probabilities (class %.128s of %.1000s), threshold %.4f", e->cal.class_name,
-                 e->cal.data, e->cal.threshold);
+        /* regions at the lesion-wise threshold, segments at both */
+        if (!o->n_thresholds) {
+            const double r = e->cal.region_threshold, p = e->cal.threshold;
+            o->thresholds[0] = r < p ? r : p, o->thresholds[1] = r < p ? p : r;
+            o->n_thresholds = r == p ? 1 : 2;
+        }
+        snprintf(msg, sizeof msg, "calibrated probabilities (class %.128s of %.1000s), region threshold %.4f, pixel "
+                 "threshold %.4f", e->cal.class_name, e->cal.data, e->cal.region_threshold, e->cal.threshold);
         log_event(o, "calibration", NULL, msg);
     }
     /* what identifies the model for the anchor cache: its weight files */

@@ -165,13 +165,16 @@ const char *aac_bundle_describe_class(const aac_bundle *b, const char *dataset, 
 /* Calibration of the raw anomaly map, measured on a labelled set by `aaclip eval --calibrate`
  * and stored in model.json: the reference's set-level min-max normalisation frozen as a fixed
  * mapping p = clamp((raw - map_low) / (map_high - map_low), 0, 1), so that probabilities and
- * thresholds mean the same in every study, and the threshold on p of the best pixel F1 (Dice)
- * on that set. Valid only for the weights it was measured with (training writes a bundle
- * without one). */
+ * thresholds mean the same in every study, the threshold on p of the best pixel F1 (Dice) on
+ * that set and the threshold of its best lesion-wise detection F1 (regions centred in lesions,
+ * aaclip_eval.h), where `aaclip score` reports regions. Valid only for the weights it was
+ * measured with (training writes a bundle without one). */
 typedef struct aac_calibration {
     double map_low, map_high;  /* map_high > map_low */
     double threshold;          /* in (0, 1] */
     double pixel_f1;           /* F1 reached at threshold on the calibration set */
+    double region_threshold;   /* in (0, 1]; a stored calibration without one: threshold */
+    double region_f1;          /* lesion-wise F1 reached there (NaN: not measured) */
     int images;                /* images of the calibration set */
     char class_name[128];      /* the set's class */
     char class_text[256];      /* its description in the prompts and the domain (map blur): */

@@ -22,7 +22,7 @@ aac_status aac_binary_metrics(const float *scores, const uint8_t *labels, size_t
                               double *ap, aac_error *err);
 
 /* ------------------------------------------------------------------ the evaluation protocol */
-/* An accumulator over a test set. Per image: the raw anomaly map (sum over levels, any size),
+/* An accumulator over a test set. Per image: the raw anomaly map (sum over levels, width x height),
  * its mask (nonzero = lesion; NULL = none), the raw detection score and the image label. Each
  * class is its own test set, as in the reference's per-class loop: its maps are min-max
  * normalised over all its pixels and its detection scores over its images (float32, as the
@@ -32,8 +32,10 @@ aac_status aac_binary_metrics(const float *scores, const uint8_t *labels, size_t
  * A set whose maps (scores) are all equal normalises to 0.
  * Memory: the pixels are kept as 4-byte scores split by label (the normalisation only merges
  * values, never reorders them, so it is applied at the end); computing a class needs 4 more
- * bytes per pixel of its larger half for the sort. 100 images of 518 x 518 (26.8 M pixels):
- * about 107 MB kept + up to 107 MB while sorting. */
+ * bytes per pixel of its larger half for the sort. For the lesion-wise metric each image is also
+ * kept quantised to 16 bits over its own range, with its mask when it has lesion pixels (2-3
+ * bytes per pixel). 100 images of 518 x 518 (26.8 M pixels): about 160 MB kept + up to 107 MB
+ * while sorting. */
 typedef struct aac_eval aac_eval;
 
 typedef struct aac_eval_class {
@@ -49,14 +51,29 @@ typedef struct aac_eval_class {
      * stores in a bundle. */
     double pixel_f1_max, pixel_f1_threshold;
     double map_low, map_high;
+    /* Lesion-wise detection, the way `aaclip score` reports regions: on thresholds t = 1/100 ..
+     * 1 of the normalised map, a region is a connected component (8-neighbours) of the pixels
+     * >= t, true when its centroid (rounded to a pixel) lies in a lesion of the mask, false
+     * when outside every lesion; a lesion (mask component) is found when a true region is
+     * centred in it. Lesions smaller than aac_eval_set_min_lesion_pixels are below the map's
+     * resolution: not counted, and regions centred in them count neither way. region_f1_max is
+     * the best F1 of precision (true / all regions) and recall (found / lesions), at the
+     * highest t reaching it, region_threshold; with the precision, recall and number of
+     * regions there. NaN (threshold, F1, precision, recall) without a counted lesion. */
+    double region_f1_max, region_threshold, region_precision, region_recall;
+    int64_t n_lesions, n_regions;
 } aac_eval_class;
 
 aac_status aac_eval_new(aac_eval **out, aac_error *err);
 void aac_eval_free(aac_eval *e);
+/* Lesions below this many pixels are not counted by the lesion-wise metric (default 0: all).
+ * `aaclip eval` uses one patch of the model's grid at the run size. */
+aac_status aac_eval_set_min_lesion_pixels(aac_eval *e, int64_t pixels, aac_error *err);
 /* Adds one image to the set of class_name (created at first use with `domain`; a later
- * different domain for the same class is an AAC_ERR_ARG). map and mask have npix values. */
+ * different domain for the same class is an AAC_ERR_ARG). map and mask have width x height
+ * values, row-major. */
 aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, const float *map,
-                        const uint8_t *mask, size_t npix, float score_det, int label, aac_error *err);
+                        const uint8_t *mask, int width, int height, float score_det, int label, aac_error *err);
 /* Computes every class (in order of first appearance). *classes is owned by e and valid until
  * the next aac_eval_compute or aac_eval_free. mean: averages over the classes where a value is defined (name "mean",
  * counts summed). */

@@ -479,6 +479,13 @@ static aac_status parse_calibration(const char *path, json_t *c, aac_calibration
                         path, out->map_low, out->map_high, out->threshold);
     json_t *f1 = json_object_get(c, "pixel_f1");
     out->pixel_f1 = json_is_number(f1) ? json_number_value(f1) : NAN;
+    /* region threshold: optional (a calibration without one reports regions at the pixel threshold) */
+    json_t *rt = json_object_get(c, "region_threshold"), *rf = json_object_get(c, "region_f1");
+    out->region_threshold = out->threshold;
+    if (rt && !(json_is_number(rt) && json_number_value(rt) > 0 && json_number_value(rt) <= 1))
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: calibration \"region_threshold\" must be a number in (0, 1]", path);
+    if (rt) out->region_threshold = json_number_value(rt);
+    out->region_f1 = json_is_number(rf) ? json_number_value(rf) : NAN;
     out->images = (int)json_integer_value(json_object_get(c, "images"));
     const char *cls = json_string_value(json_object_get(c, "class")), *data = json_string_value(json_object_get(c, "data"));
     const char *text = json_string_value(json_object_get(c, "class_text"));
@@ -503,16 +510,20 @@ int aac_bundle_calibration(const aac_bundle *b, aac_calibration *out) {
 
 aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c, aac_error *err) {
     if (!dir || !c) return aac_fail(err, AAC_ERR_ARG, "aac_bundle_set_calibration: NULL argument");
-    if (!(c->map_high > c->map_low) || !(c->threshold > 0 && c->threshold <= 1))
-        return aac_fail(err, AAC_ERR_ARG, "calibration: map_high %g must exceed map_low %g, threshold %g in (0, 1]",
-                        c->map_high, c->map_low, c->threshold);
+    if (!(c->map_high > c->map_low) || !(c->threshold > 0 && c->threshold <= 1) ||
+        !(c->region_threshold > 0 && c->region_threshold <= 1))
+        return aac_fail(err, AAC_ERR_ARG,
+                        "calibration: map_high %g must exceed map_low %g, thresholds %g and %g in (0, 1]", c->map_high,
+                        c->map_low, c->threshold, c->region_threshold);
     if (!c->class_text[0]) return aac_fail(err, AAC_ERR_ARG, "calibration: no class description");
     aac_bundle *b;
     aac_status s = aac_bundle_open(dir, &b, err); /* a valid bundle before and after */
     if (s) return s;
-    json_t *cj = json_pack("{s:f, s:f, s:f, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "map_low", c->map_low, "map_high",
-                           c->map_high, "threshold", c->threshold, "pixel_f1",
-                           isfinite(c->pixel_f1) ? json_real(c->pixel_f1) : json_null(), "images", c->images, "class",
+    json_t *cj = json_pack("{s:f, s:f, s:f, s:o, s:f, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "map_low", c->map_low,
+                           "map_high", c->map_high, "threshold", c->threshold, "pixel_f1",
+                           isfinite(c->pixel_f1) ? json_real(c->pixel_f1) : json_null(), "region_threshold",
+                           c->region_threshold, "region_f1",
+                           isfinite(c->region_f1) ? json_real(c->region_f1) : json_null(), "images", c->images, "class",
                            c->class_name, "class_text", c->class_text, "domain", domain_name(c->domain), "data", c->data,
                            "mapping",
                            "p = clamp((raw - map_low) / (map_high - map_low), 0, 1)");

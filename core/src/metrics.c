@@ -7,6 +7,7 @@
 
 #include "aaclip_eval.h"
 #include "error.h"
+#include "region_metrics.h"
 
 /* ------------------------------------------------------------------ sorting */
 
@@ -118,8 +119,20 @@ static int fvec_push(fvec *a, const float *v, size_t n) {
     return 0;
 }
 
+/* An image kept for the lesion-wise metric: its map quantised to 16 bits over its own range
+ * (a step of range / 65535, far below the 1 / AAC_REGION_LEVELS threshold grid) and its mask
+ * (NULL without lesion pixels). */
+typedef struct kept_image {
+    uint16_t *q;
+    uint8_t *mask;
+    int width, height;
+    float mn, mx;
+} kept_image;
+
 typedef struct eval_set {
     aac_eval_class r;
+    kept_image *img;        /* n_images entries */
+    int img_cap;
     fvec pos, neg;          /* raw map values of lesion / normal pixels (keys after computing) */
     float mn, mx;           /* over all pixels of the set */
     fvec map_max, det, lab; /* per image: raw map maximum, raw detection score, label */
@@ -129,6 +142,7 @@ typedef struct eval_set {
 struct aac_eval {
     eval_set *sets;
     int n, cap;
+    int64_t min_lesion_pixels;
     aac_eval_class *out;
 };
 
@@ -143,6 +157,8 @@ void aac_eval_free(aac_eval *e) {
     for (int i = 0; i < e->n; i++) {
         eval_set *s = &e->sets[i];
         free(s->pos.v), free(s->neg.v), free(s->map_max.v), free(s->det.v), free(s->lab.v);
+        for (int k = 0; k < s->r.n_images; k++) free(s->img[k].q), free(s->img[k].mask);
+        free(s->img);
     }
     free(e->sets);
     free(e->out);
@@ -175,9 +191,43 @@ static eval_set *find_set(aac_eval *e, const char *name, aac_domain domain, aac_
     return s;
 }
 
+aac_status aac_eval_set_min_lesion_pixels(aac_eval *e, int64_t pixels, aac_error *err) {
+    if (!e || pixels < 0) return aac_fail(err, AAC_ERR_ARG, "aac_eval_set_min_lesion_pixels: bad argument");
+    e->min_lesion_pixels = pixels;
+    return AAC_OK;
+}
+
+/* Keeps the image for the lesion-wise metric (see kept_image). */
+static int keep_image(eval_set *s, const float *map, const uint8_t *mask, int width, int height, float mn, float mx) {
+    if (s->r.n_images == s->img_cap) {
+        const int cap = s->img_cap ? 2 * s->img_cap : 64;
+        kept_image *p = realloc(s->img, sizeof *p * (size_t)cap);
+        if (!p) return -1;
+        s->img = p, s->img_cap = cap;
+    }
+    const size_t npix = (size_t)width * (size_t)height;
+    kept_image *k = &s->img[s->r.n_images];
+    memset(k, 0, sizeof *k);
+    k->q = malloc(npix * sizeof *k->q);
+    if (!k->q) return -1;
+    size_t lesion = 0;
+    for (size_t i = 0; mask && i < npix; i++) lesion += mask[i] != 0;
+    if (lesion && !(k->mask = malloc(npix))) {
+        free(k->q), k->q = NULL;
+        return -1;
+    }
+    if (lesion) memcpy(k->mask, mask, npix);
+    k->width = width, k->height = height, k->mn = mn, k->mx = mx;
+    const float scale = mx > mn ? 65535.0f / (mx - mn) : 0.0f;
+    for (size_t i = 0; i < npix; i++) k->q[i] = (uint16_t)floorf((map[i] - mn) * scale + 0.5f);
+    return 0;
+}
+
 aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, const float *map,
-                        const uint8_t *mask, size_t npix, float score_det, int label, aac_error *err) {
-    if (!e || !class_name || !map || !npix) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: missing argument");
+                        const uint8_t *mask, int width, int height, float score_det, int label, aac_error *err) {
+    if (!e || !class_name || !map || width <= 0 || height <= 0 || (int64_t)width * height > INT32_MAX)
+        return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: missing argument or bad size %d x %d", width, height);
+    const size_t npix = (size_t)width * (size_t)height;
     if (isnan(score_det)) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': NaN detection score", class_name);
     eval_set *s = find_set(e, class_name, domain, err);
     if (!s) return err ? err->code : AAC_ERR_ARG;
@@ -198,7 +248,8 @@ aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, 
         i = j;
     }
     const float lab = (float)(label != 0);
-    if (bad || fvec_push(&s->map_max, &mx, 1) || fvec_push(&s->det, &score_det, 1) || fvec_push(&s->lab, &lab, 1))
+    if (bad || fvec_push(&s->map_max, &mx, 1) || fvec_push(&s->det, &score_det, 1) || fvec_push(&s->lab, &lab, 1) ||
+        keep_image(s, map, mask, width, height, mn, mx))
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory adding an image of class '%s'", class_name);
     if (mn < s->mn) s->mn = mn;
     if (mx > s->mx) s->mx = mx;
@@ -210,8 +261,50 @@ aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, 
 /* (x - mn) / (mx - mn) in float32, as the reference's numpy arrays; 0 when mx == mn. */
 static float norm01(float x, float mn, float d) { return d > 0 ? (x - mn) / d : 0.0f; }
 
-static aac_status compute_set(eval_set *s, aac_error *err) {
+/* Lesion-wise detection on the kept images, normalised as the pixel metrics are. */
+static aac_status compute_regions(eval_set *s, int64_t min_lesion_pixels, aac_error *err) {
     const float d = s->mx - s->mn;
+    region_counts *c = calloc(1, sizeof *c);
+    region_scratch scratch = {0};
+    uint8_t *level = NULL;
+    size_t level_cap = 0;
+    int bad = !c;
+    for (int i = 0; i < s->r.n_images && !bad; i++) {
+        const kept_image *k = &s->img[i];
+        const size_t npix = (size_t)k->width * (size_t)k->height;
+        if (npix > level_cap) {
+            uint8_t *p = realloc(level, npix);
+            if (!p) {
+                bad = 1;
+                break;
+            }
+            level = p, level_cap = npix;
+        }
+        for (size_t j = 0; j < npix; j++) {
+            /* the lerp returns the image's minimum and maximum exactly */
+            const float t = (float)k->q[j] / 65535.0f, raw = k->mn * (1.0f - t) + k->mx * t;
+            const float p = norm01(raw, s->mn, d);
+            const float l = floorf(p * (float)AAC_REGION_LEVELS);
+            level[j] = (uint8_t)(l < 0 ? 0 : l > AAC_REGION_LEVELS ? AAC_REGION_LEVELS : l);
+        }
+        bad = region_counts_add(c, &scratch, level, k->mask, k->width, k->height, min_lesion_pixels);
+    }
+    if (!bad) {
+        const int best = region_best_level(c, &s->r.region_f1_max, &s->r.region_precision, &s->r.region_recall);
+        s->r.region_threshold = best ? (double)best / AAC_REGION_LEVELS : NAN;
+        s->r.n_lesions = c->lesions;
+        s->r.n_regions = best ? c->true_regions[best] + c->false_regions[best] : 0;
+    }
+    free(c), free(level);
+    region_scratch_free(&scratch);
+    return bad ? aac_fail(err, AAC_ERR_NOMEM, "out of memory computing the lesion-wise metric of class '%s'", s->r.name)
+               : AAC_OK;
+}
+
+static aac_status compute_set(eval_set *s, int64_t min_lesion_pixels, aac_error *err) {
+    const float d = s->mx - s->mn;
+    aac_status st0 = compute_regions(s, min_lesion_pixels, err);
+    if (st0) return st0;
     /* float -> key in place (both 4 bytes; memcpy gives the storage its new type) */
     for (size_t i = 0; i < s->pos.n; i++) {
         const uint32_t k = sort_key(norm01(s->pos.v[i], s->mn, d));
@@ -266,7 +359,7 @@ aac_status aac_eval_compute(aac_eval *e, const aac_eval_class **classes, int *n_
     e->out = out;
     for (int i = 0; i < e->n; i++) {
         if (!e->sets[i].done) {
-            aac_status s = compute_set(&e->sets[i], err);
+            aac_status s = compute_set(&e->sets[i], e->min_lesion_pixels, err);
             if (s) return s;
         }
         out[i] = e->sets[i].r;
@@ -277,23 +370,27 @@ aac_status aac_eval_compute(aac_eval *e, const aac_eval_class **classes, int *n_
         memset(mean, 0, sizeof *mean);
         snprintf(mean->name, sizeof mean->name, "mean");
         mean->domain = e->n ? out[0].domain : AAC_DOMAIN_MEDICAL;
-        double sum[5] = {0};
-        int cnt[5] = {0};
+        enum { NM = 8 };
+        double sum[NM] = {0};
+        int cnt[NM] = {0};
         for (int i = 0; i < e->n; i++) {
-            const double v[5] = {out[i].pixel_auroc, out[i].pixel_ap, out[i].image_auroc, out[i].image_ap,
-                                 out[i].pixel_f1_max};
-            for (int k = 0; k < 5; k++)
+            const double v[NM] = {out[i].pixel_auroc, out[i].pixel_ap,     out[i].image_auroc,      out[i].image_ap,
+                                  out[i].pixel_f1_max, out[i].region_f1_max, out[i].region_precision,
+                                  out[i].region_recall};
+            for (int k = 0; k < NM; k++)
                 if (!isnan(v[k])) sum[k] += v[k], cnt[k]++;
             mean->n_images += out[i].n_images;
             mean->n_anomalous += out[i].n_anomalous;
             mean->n_pixels += out[i].n_pixels;
             mean->n_lesion_pixels += out[i].n_lesion_pixels;
+            mean->n_lesions += out[i].n_lesions;
+            mean->n_regions += out[i].n_regions;
         }
-        double *dst[5] = {&mean->pixel_auroc, &mean->pixel_ap, &mean->image_auroc, &mean->image_ap,
-                          &mean->pixel_f1_max};
-        for (int k = 0; k < 5; k++) *dst[k] = cnt[k] ? sum[k] / cnt[k] : NAN;
+        double *dst[NM] = {&mean->pixel_auroc,  &mean->pixel_ap,      &mean->image_auroc,      &mean->image_ap,
+                           &mean->pixel_f1_max, &mean->region_f1_max, &mean->region_precision, &mean->region_recall};
+        for (int k = 0; k < NM; k++) *dst[k] = cnt[k] ? sum[k] / cnt[k] : NAN;
         /* thresholds and ranges are per set: a mean of them means nothing */
-        mean->pixel_f1_threshold = mean->map_low = mean->map_high = NAN;
+        mean->pixel_f1_threshold = mean->region_threshold = mean->map_low = mean->map_high = NAN;
     }
     return AAC_OK;
 }

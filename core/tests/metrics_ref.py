@@ -5,6 +5,7 @@ import sys
 import warnings
 
 import numpy as np
+from scipy import ndimage
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 warnings.simplefilter("ignore")
@@ -40,6 +41,61 @@ def norm(x):
     return (x - mn) / (mx - mn) if mx > mn else np.zeros_like(x)
 
 
+LEVELS = 100
+
+
+def levels(maps):
+    """Each image kept at 16 bits over its own range, then normalised over the set and put on the
+    threshold grid, in float32 as aaclip does."""
+    f = np.float32
+    mn = min(m.min() for m in maps)
+    d = f(max(m.max() for m in maps) - mn)
+    out = []
+    for m in maps:
+        lo, hi = m.min(), m.max()
+        scale = f(65535) / f(hi - lo) if hi > lo else f(0)
+        q = np.floor((m - lo) * scale + f(0.5)).astype(np.float32)
+        t = q / f(65535)
+        raw = lo * (f(1) - t) + hi * t
+        p = (raw - mn) / d if d > 0 else np.zeros_like(raw)
+        out.append(np.clip(np.floor(p * f(LEVELS)), 0, LEVELS).astype(np.int64))
+    return out
+
+
+def region_metric(maps, masks, min_px):
+    """Lesion-wise detection: best F1 over thresholds k / 100 of regions (8-connected) centred
+    in lesions; lesions below min_px are not counted."""
+    eight = np.ones((3, 3), dtype=int)
+    tp = np.zeros(LEVELS + 1, np.int64)
+    fp = np.zeros(LEVELS + 1, np.int64)
+    found = np.zeros(LEVELS + 1, np.int64)
+    lesions = 0
+    for lev, mask in zip(levels(maps), masks):
+        gt, n = ndimage.label(mask, eight)
+        sizes = np.bincount(gt.ravel(), minlength=n + 1)
+        lesions += int((sizes[1:] >= min_px).sum())
+        for k in range(1, LEVELS + 1):
+            cc, nr = ndimage.label(lev >= k, eight)
+            hit = set()
+            for c in ndimage.center_of_mass(np.ones(cc.shape), cc, range(1, nr + 1)):
+                g = gt[int(np.floor(c[0] + 0.5)), int(np.floor(c[1] + 0.5))]
+                if g == 0:
+                    fp[k] += 1
+                elif sizes[g] >= min_px:
+                    tp[k] += 1
+                    hit.add(g)
+            found[k] += len(hit)
+    best = (-1.0, 0, 0.0, 0.0)
+    for k in range(LEVELS, 0, -1):
+        p = tp[k] / (tp[k] + fp[k]) if tp[k] + fp[k] else 0.0
+        r = found[k] / lesions
+        f1 = 2 * p * r / (p + r) if p + r > 0 else 0.0
+        if f1 > best[0]:
+            best = (f1, k, p, r)
+    f1, k, p, r = best
+    return "%.17g %.17g %.17g %.17g %d %d" % (f1, k / LEVELS, p, r, lesions, tp[k] + fp[k])
+
+
 def main():
     lines = open(sys.argv[1]).read().split("\n")
     out = []
@@ -58,6 +114,17 @@ def main():
             auc = roc_auc_score(y, s) if 0 < y.sum() < n else float("nan")
             ap = average_precision_score(y, s) if y.sum() > 0 else 0.0
             out.append("%.17g %.17g" % (auc, ap))
+        elif head[0] == "R":  # lesion-wise detection, one class
+            nimg, min_px = int(head[1]), int(head[2])
+            maps, masks = [], []
+            for _ in range(nimg):
+                w, h = map(int, lines[i].split())
+                i += 1
+                rows = [lines[i + k].split() for k in range(w * h)]
+                i += w * h
+                maps.append(np.array([float(r[0]) for r in rows], dtype=np.float32).reshape(h, w))
+                masks.append(np.array([int(r[1]) for r in rows]).reshape(h, w))
+            out.append(region_metric(maps, masks, min_px))
         elif head[0] == "P":  # the evaluation protocol
             nimg = int(head[1])
             classes = {}

@@ -1,6 +1,6 @@
 /* test_metrics.c - ROC AUC / average precision and the evaluation protocol against
  * scikit-learn: the test builds fixtures (heavy ties, signed zeros, one class, large sets, several
- * classes of both domains), core/tests/metrics_ref.py computes the expected values with
+ * classes of both domains, lesion-wise detection on blob maps), core/tests/metrics_ref.py computes the expected values with
  * sklearn.metrics and numpy float32, and the C results must agree to 1e-12. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdint.h>
@@ -79,6 +79,28 @@ int main(void) {
         }
     }
 
+    /* ---- lesion-wise detection: smooth maps of bright blobs, lesions (disks) under some blobs,
+     * lesions no blob marks, blobs on no lesion, lesions below the minimum size, normal images */
+    enum { RIMG = 14, RW = 48, RH = 40, RMIN = 12 };
+    static float rmaps[RIMG][RW * RH];
+    static uint8_t rmasks[RIMG][RW * RH];
+    for (int i = 0; i < RIMG; i++) {
+        for (int p = 0; p < RW * RH; p++) rmaps[i][p] = (float)(urand() * 0.3);
+        const int nb = 1 + (int)(urand() * 4);
+        for (int b = 0; b < nb; b++) {
+            const double cx = 4 + urand() * (RW - 8), cy = 4 + urand() * (RH - 8), r = 1 + urand() * 5;
+            const double amp = 0.5 + urand() * 2;
+            const int lesion = i % 4 != 3 && urand() < 0.7, marked = urand() < 0.75;
+            for (int y = 0; y < RH; y++)
+                for (int x = 0; x < RW; x++) {
+                    const double d2 = (x - cx) * (x - cx) + (y - cy) * (y - cy);
+                    if (marked) rmaps[i][y * RW + x] += (float)(amp * exp(-d2 / (2 * r * r)));
+                    if (lesion && d2 <= r * r) rmasks[i][y * RW + x] = 1;
+                }
+        }
+    }
+    rmaps[5][3] = 9.0f; /* one hot pixel: a false region at most thresholds */
+
     FILE *f = fopen(fix, "w");
     CHECK(f != NULL, "cannot write %s", fix);
     if (!f) return 1;
@@ -90,6 +112,11 @@ int main(void) {
     for (int i = 0; i < NIMG; i++) {
         fprintf(f, "%s %d %d %.9g %d\n", cls[i], (int)dom[i], NPIX, det[i], lab[i]);
         for (int p = 0; p < NPIX; p++) fprintf(f, "%.9g %d\n", maps[i][p], masks[i][p]);
+    }
+    fprintf(f, "R %d %d\n", RIMG, RMIN);
+    for (int i = 0; i < RIMG; i++) {
+        fprintf(f, "%d %d\n", RW, RH);
+        for (int p = 0; p < RW * RH; p++) fprintf(f, "%.9g %d\n", rmaps[i][p], rmasks[i][p]);
     }
     fclose(f);
     snprintf(cmd, sizeof cmd, "/usr/bin/python3 '%s' '%s' '%s'", script, fix, exp_path);
@@ -113,8 +140,8 @@ int main(void) {
     aac_eval *ev;
     CHECK_OK(aac_eval_new(&ev, &err), &err);
     for (int i = 0; i < NIMG; i++)
-        CHECK_OK(aac_eval_add(ev, cls[i], dom[i], maps[i], masks[i], NPIX, det[i], lab[i], &err), &err);
-    CHECK(aac_eval_add(ev, "Brain", AAC_DOMAIN_INDUSTRIAL, maps[0], NULL, NPIX, 0.5f, 0, &err) == AAC_ERR_ARG,
+        CHECK_OK(aac_eval_add(ev, cls[i], dom[i], maps[i], masks[i], 8, NPIX / 8, det[i], lab[i], &err), &err);
+    CHECK(aac_eval_add(ev, "Brain", AAC_DOMAIN_INDUSTRIAL, maps[0], NULL, 8, NPIX / 8, 0.5f, 0, &err) == AAC_ERR_ARG,
           "a class with two domains is refused");
     const aac_eval_class *res;
     int ncls;
@@ -152,9 +179,73 @@ int main(void) {
     const aac_eval_class first = res[0], *res2;
     CHECK_OK(aac_eval_compute(ev, &res2, &ncls, NULL, &err), &err);
     CHECK(res2[0].pixel_auroc == first.pixel_auroc && res2[0].image_ap == first.image_ap, "recompute");
-    CHECK(aac_eval_add(ev, "Brain", AAC_DOMAIN_MEDICAL, maps[0], NULL, NPIX, 0.5f, 0, &err) == AAC_ERR_ARG,
+    CHECK(aac_eval_add(ev, "Brain", AAC_DOMAIN_MEDICAL, maps[0], NULL, 8, NPIX / 8, 0.5f, 0, &err) == AAC_ERR_ARG,
           "add after compute is refused");
     aac_eval_free(ev);
+
+    /* lesion-wise detection against scipy.ndimage (same quantisation, levels and rule) */
+    CHECK_OK(aac_eval_new(&ev, &err), &err);
+    CHECK(aac_eval_set_min_lesion_pixels(ev, -1, &err) == AAC_ERR_ARG, "negative minimum refused");
+    CHECK_OK(aac_eval_set_min_lesion_pixels(ev, RMIN, &err), &err);
+    for (int i = 0; i < RIMG; i++) {
+        int any = 0;
+        for (int p = 0; p < RW * RH; p++) any |= rmasks[i][p];
+        CHECK_OK(aac_eval_add(ev, "Liver", AAC_DOMAIN_MEDICAL, rmaps[i], i % 2 ? rmasks[i] : (any ? rmasks[i] : NULL), RW,
+                              RH, 0.5f, any, &err),
+                 &err);
+    }
+    CHECK_OK(aac_eval_compute(ev, &res, &ncls, NULL, &err), &err);
+    {
+        char b[6][64];
+        CHECK(fscanf(e, "%63s %63s %63s %63s %63s %63s", b[0], b[1], b[2], b[3], b[4], b[5]) == 6, "region line");
+        const double f1 = strtod(b[0], NULL), thr = strtod(b[1], NULL), pr = strtod(b[2], NULL),
+                     rc2 = strtod(b[3], NULL);
+        const long long les = strtoll(b[4], NULL, 10), nreg = strtoll(b[5], NULL, 10);
+        printf("  region F1 %.12f at %.2f (P %.4f R %.4f, %lld lesions, %lld regions); scipy %.12f at %.2f "
+               "(P %.4f R %.4f, %lld, %lld)\n",
+               res[0].region_f1_max, res[0].region_threshold, res[0].region_precision, res[0].region_recall,
+               (long long)res[0].n_lesions, (long long)res[0].n_regions, f1, thr, pr, rc2, les, nreg);
+        CHECK(res[0].n_lesions == les && res[0].n_regions == nreg, "lesion / region counts");
+        CHECK(fabs(res[0].region_threshold - thr) < 1e-12, "region threshold %.17g vs %.17g", res[0].region_threshold, thr);
+        CHECK(close_or_nan(res[0].region_f1_max, f1) && close_or_nan(res[0].region_precision, pr) &&
+                  close_or_nan(res[0].region_recall, rc2),
+              "region F1 / precision / recall");
+        CHECK(res[0].region_f1_max > 0.3 && res[0].region_f1_max < 1, "a fixture with misses and false regions");
+    }
+    aac_eval_free(ev);
+
+    /* A hand-made case: one lesion found by one region, one lesion no region reaches, one false
+     * region, one lesion below the minimum size with a region on it (counted neither way). */
+    {
+        enum { W = 12, H = 8 };
+        float m[W * H] = {0};
+        uint8_t k[W * H] = {0};
+        for (int y = 1; y <= 2; y++)
+            for (int x = 1; x <= 2; x++) m[y * W + x] = 1.0f, k[y * W + x] = 1; /* found (4 px) */
+        for (int y = 5; y <= 6; y++)
+            for (int x = 1; x <= 2; x++) k[y * W + x] = 1; /* missed (4 px) */
+        m[2 * W + 9] = 1.0f;                              /* false region */
+        m[6 * W + 9] = 1.0f, k[6 * W + 9] = 1;            /* 1-px lesion: below the minimum */
+        CHECK_OK(aac_eval_new(&ev, &err), &err);
+        CHECK_OK(aac_eval_set_min_lesion_pixels(ev, 2, &err), &err);
+        CHECK_OK(aac_eval_add(ev, "x", AAC_DOMAIN_MEDICAL, m, k, W, H, 0.0f, 1, &err), &err);
+        CHECK_OK(aac_eval_compute(ev, &res, &ncls, NULL, &err), &err);
+        /* every threshold sees the same 3 regions: P = 1/2, R = 1/2, F1 = 1/2 at t = 1 */
+        CHECK(res[0].n_lesions == 2 && res[0].n_regions == 2 && res[0].region_threshold == 1.0 &&
+                  fabs(res[0].region_f1_max - 0.5) < 1e-15 && fabs(res[0].region_precision - 0.5) < 1e-15 &&
+                  fabs(res[0].region_recall - 0.5) < 1e-15,
+              "hand case: lesions %lld regions %lld t %g F1 %g P %g R %g", (long long)res[0].n_lesions,
+              (long long)res[0].n_regions, res[0].region_threshold, res[0].region_f1_max, res[0].region_precision,
+              res[0].region_recall);
+        aac_eval_free(ev);
+        /* without lesions the metric is undefined */
+        CHECK_OK(aac_eval_new(&ev, &err), &err);
+        CHECK_OK(aac_eval_add(ev, "x", AAC_DOMAIN_MEDICAL, m, NULL, W, H, 0.0f, 0, &err), &err);
+        CHECK_OK(aac_eval_compute(ev, &res, &ncls, NULL, &err), &err);
+        CHECK(isnan(res[0].region_f1_max) && isnan(res[0].region_threshold) && res[0].n_lesions == 0,
+              "no lesion: region metric undefined");
+        aac_eval_free(ev);
+    }
 
     /* NaN scores are refused */
     float nanv[2] = {0.5f, NAN};
