@@ -105,10 +105,10 @@ static void print_row(const aac_eval_class *c) {
 }
 
 static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
-    char line[800], v[8][40];
-    const double x[8] = {c->pixel_auroc,   c->pixel_ap,         c->image_auroc,     c->image_ap,
-                         c->pixel_f1_max,  c->region_f1_max,    c->region_precision, c->region_recall};
-    for (int k = 0; k < 8; k++) {
+    char line[900], v[9][40];
+    const double x[9] = {c->pixel_auroc,   c->pixel_ap,      c->image_auroc,      c->image_ap,     c->pixel_f1_max,
+                         c->region_f1_max, c->region_precision, c->region_recall, c->region_threshold};
+    for (int k = 0; k < 9; k++) {
         if (isnan(x[k])) v[k][0] = 0;
         else snprintf(v[k], sizeof v[k], "%.10f", x[k]);
     }
@@ -121,10 +121,11 @@ static int csv_row(char **buf, size_t *len, const aac_eval_class *c) {
         name[q++] = *p;
     }
     name[q++] = '"', name[q] = 0;
-    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s,%s,%lld,%s,%s,%s\n", name,
+    const int n = snprintf(line, sizeof line, "%s,%s,%d,%d,%lld,%lld,%s,%s,%s,%s,%s,%lld,%s,%s,%s,%s,%lld\n", name,
                            strcmp(c->name, "mean") ? (c->domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical") : "",
                            c->n_images, c->n_anomalous, (long long)c->n_pixels, (long long)c->n_lesion_pixels, v[0],
-                           v[1], v[2], v[3], v[4], (long long)c->n_lesions, v[5], v[6], v[7]);
+                           v[1], v[2], v[3], v[4], (long long)c->n_lesions, v[5], v[6], v[7], v[8],
+                           (long long)c->n_regions);
     char *p = realloc(*buf, *len + (size_t)n + 1);
     if (!p) return -1;
     memcpy(p + *len, line, (size_t)n + 1);
@@ -155,7 +156,7 @@ static int store_calibration(const char *bundle, const char *data, const char *c
     aac_calibration cal = {.map_low = c->map_low, .map_high = c->map_high,
                            .threshold = nextafterf((float)c->pixel_f1_threshold, 0.0f),
                            .pixel_f1 = c->pixel_f1_max, .images = c->n_images};
-    cal.region_threshold = has_region ? c->region_threshold : cal.threshold;
+    cal.region_threshold = has_region ? nextafterf((float)c->region_threshold, 0.0f) : cal.threshold;
     cal.region_f1 = has_region ? c->region_f1_max : NAN;
     if (strlen(class_text) >= sizeof cal.class_text || strlen(data) >= sizeof cal.data) {
         fprintf(stderr, "aaclip eval: --calibrate: the class description or the data path is too long to store\n");
@@ -170,10 +171,15 @@ static int store_calibration(const char *bundle, const char *data, const char *c
         fprintf(stderr, "aaclip: %s\n", err.message);
         return -1;
     }
-    printf("calibration stored in %s/model.json: raw map %.6g..%.6g -> probability 0..1, region threshold %.2f "
-           "(region F1 %.2f), pixel threshold %.4f (pixel F1 %.2f) on %d images\n",
-           bundle, cal.map_low, cal.map_high, cal.region_threshold, 100 * cal.region_f1, cal.threshold,
-           100 * cal.pixel_f1, cal.images);
+    char region[160];
+    if (has_region)
+        snprintf(region, sizeof region, "region threshold %.2f (region F1 %.2f)", c->region_threshold,
+                 100 * cal.region_f1);
+    else
+        snprintf(region, sizeof region, "no region threshold (no region centred in a lesion: regions at the pixel one)");
+    printf("calibration stored in %s/model.json: raw map %.6g..%.6g -> probability 0..1, %s, pixel threshold %.4f "
+           "(pixel F1 %.2f) on %d images\n",
+           bundle, cal.map_low, cal.map_high, region, cal.threshold, 100 * cal.pixel_f1, cal.images);
     printf("(for the class description \"%s\", %s domain: `aaclip score` applies it when run with those)\n",
            cal.class_text, domain == AAC_DOMAIN_INDUSTRIAL ? "industrial" : "medical");
     return 0;
@@ -341,7 +347,8 @@ int cmd_eval(int argc, char **argv) {
     }
     if (csv_path) {
         const char *head = "class,domain,images,anomalous_images,pixels,lesion_pixels,pixel_auroc,pixel_ap,"
-                           "image_auroc,image_ap,pixel_f1_max,lesions,region_f1_max,region_precision,region_recall\n";
+                           "image_auroc,image_ap,pixel_f1_max,lesions,region_f1_max,region_precision,region_recall,"
+                           "region_threshold,regions\n";
         size_t len = strlen(head);
         if (!(csv = strdup(head))) goto oom;
         for (int k = 0; k < ncls; k++)

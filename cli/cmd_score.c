@@ -37,7 +37,8 @@ typedef struct score_opts {
     int domain_set, formats, batch_slices, json, quiet, force, all_slices, no_calibration, pictures;
     aac_norm_params norm;
     int n_thresholds;
-    double thresholds[AAC_MAX_THRESHOLDS];
+    double thresholds[AAC_MAX_THRESHOLDS]; /* ascending */
+    int region_level;                      /* regions at thresholds[region_level - 1] */
 } score_opts;
 
 /* What one scored 3-D volume needs from the engine. */
@@ -75,7 +76,8 @@ static void score_help(void) {
            "                      modalities use the 0.5/99.5 percentiles of each volume.\n"
            "  --threshold T       probability threshold of a binary segment, in (0,1]; repeatable\n"
            "                      (default: the bundle's calibrated region and pixel thresholds,\n"
-           "                      else 0.5); regions and the summary use the lowest\n"
+           "                      regions at the region one; else 0.5); given thresholds: regions\n"
+           "                      and the summary use the lowest\n"
            "  --no-calibration    probabilities from each volume's own map range even when the\n"
            "                      bundle is calibrated (aaclip eval --calibrate); every volume then\n"
            "                      has a region at its maximum\n"
@@ -199,7 +201,7 @@ static int parse_args(int argc, char **argv, score_opts *o, const char ***paths,
         fprintf(stderr, "aaclip score: give at least one PATH and -o OUTDIR (see --help)\n");
         return 2;
     }
-    /* ascending, as the label maps count them: regions are taken at the lowest */
+    /* ascending, as the label maps count them: regions are taken at the lowest given */
     for (int i = 1; i < o->n_thresholds; i++)
         for (int j = i; j > 0 && o->thresholds[j] < o->thresholds[j - 1]; j--) {
             const double t = o->thresholds[j];
@@ -495,7 +497,7 @@ static int score_series(engine *e, const score_opts *o, const aac_scan *scan, in
         }
         aac_region *regions = NULL;
         int nr = 0;
-        if (!aac_regions(&res, 1, op.connectivity, &regions, &nr, &err)) {
+        if (!aac_regions(&res, o->region_level, op.connectivity, &regions, &nr, &err)) {
             n_regions += nr;
             for (int k = 0; k < nr; k++) {
                 const aac_region *g = &regions[k];
@@ -530,7 +532,8 @@ done:
     else
         snprintf(mapping, sizeof mapping, "per volume: p = (raw - volume minimum) / (volume maximum - volume minimum)");
     row_set_str(row, "probability", mapping);
-    json_object_set_new(row, "threshold", json_real(o->n_thresholds ? o->thresholds[0] : AAC_DEFAULT_THRESHOLD));
+    json_object_set_new(row, "threshold",
+                        json_real(o->n_thresholds ? o->thresholds[o->region_level - 1] : AAC_DEFAULT_THRESHOLD));
     json_object_set_new(row, "regions", json_integer(n_regions));
     json_object_set_new(row, "regions_volume_mm3", json_real(region_mm3));
     /* regions of the first threshold, in scan order (LPS mm; pictures: pixels) */
@@ -716,6 +719,7 @@ static int open_engine(engine *e, score_opts *o) {
             const double r = e->cal.region_threshold, p = e->cal.threshold;
             o->thresholds[0] = r < p ? r : p, o->thresholds[1] = r < p ? p : r;
             o->n_thresholds = r == p ? 1 : 2;
+            o->region_level = r > p ? 2 : 1;
         }
         snprintf(msg, sizeof msg, "calibrated probabilities (class %.128s of %.1000s), region threshold %.4f, pixel "
                  "threshold %.4f", e->cal.class_name, e->cal.data, e->cal.region_threshold, e->cal.threshold);
@@ -753,7 +757,7 @@ static void close_engine(engine *e) {
 }
 
 int cmd_score(int argc, char **argv) {
-    score_opts o = {.mo = {.params = aac_model_default_params()},
+    score_opts o = {.mo = {.params = aac_model_default_params()}, .region_level = 1,
                     .formats = F_ALL, .batch_slices = 8, .norm = aac_norm_default_params()};
     const char **paths;
     int n_paths;

@@ -170,6 +170,18 @@ static void test_calibrate(void) {
     json_t *row = first_row(p2);
     CHECK(row && json_number_value(json_object_get(row, "threshold")) == t, "regions at the pixel threshold %g", t);
     json_decref(row);
+    /* a region threshold above the pixel one: regions (and the summary) still use it */
+    const double high = t + (1 - t) / 4;
+    json_object_set_new(c, "region_threshold", json_real(high));
+    json_dump_file(j, p, JSON_INDENT(2));
+    snprintf(cmd, sizeof cmd, "%s score %s/dicom -o %s/high --model %s/model --quiet --formats nifti", AACLIP_EXE,
+             SAMPLE, g_dir, g_dir);
+    CHECK(sh(cmd) == 0, "score with a region threshold above the pixel one");
+    snprintf(p2, sizeof p2, "%s/high", g_dir);
+    row = first_row(p2);
+    CHECK(row && json_number_value(json_object_get(row, "threshold")) == high, "regions at the region threshold %g",
+          high);
+    json_decref(row);
     /* malformed: refused, naming model.json */
     json_object_set_new(c, "region_threshold", json_real(0.0));
     json_dump_file(j, p, JSON_INDENT(2));

@@ -173,7 +173,7 @@ typedef struct aac_calibration {
     double map_low, map_high;  /* map_high > map_low */
     double threshold;          /* in (0, 1] */
     double pixel_f1;           /* F1 reached at threshold on the calibration set */
-    double region_threshold;   /* in (0, 1]; a stored calibration without one: threshold */
+    double region_threshold;   /* in (0, 1]; read without one, or written as 0 or NaN: threshold */
     double region_f1;          /* lesion-wise F1 reached there (NaN: not measured) */
     int images;                /* images of the calibration set */
     char class_name[128];      /* the set's class */

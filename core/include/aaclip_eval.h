@@ -51,15 +51,17 @@ typedef struct aac_eval_class {
      * stores in a bundle. */
     double pixel_f1_max, pixel_f1_threshold;
     double map_low, map_high;
-    /* Lesion-wise detection, the way `aaclip score` reports regions: on thresholds t = 1/100 ..
-     * 1 of the normalised map, a region is a connected component (8-neighbours) of the pixels
-     * >= t, true when its centroid (rounded to a pixel) lies in a lesion of the mask, false
-     * when outside every lesion; a lesion (mask component) is found when a true region is
-     * centred in it. Lesions smaller than aac_eval_set_min_lesion_pixels are below the map's
-     * resolution: not counted, and regions centred in them count neither way. region_f1_max is
-     * the best F1 of precision (true / all regions) and recall (found / lesions), at the
-     * highest t reaching it, region_threshold; with the precision, recall and number of
-     * regions there. NaN (threshold, F1, precision, recall) without a counted lesion. */
+    /* Lesion-wise detection per image, the 2-D form of the rule `aaclip score` reports 3-D
+     * regions by: on thresholds t = (float)k / 100, k = 1..100, of the normalised map, a region
+     * is a connected component (8-neighbours) of the pixels >= t, true when its centroid
+     * (rounded to a pixel) lies in a lesion of the mask, false when outside every lesion; a
+     * lesion (mask component) is found when a true region is centred in it. Lesions smaller
+     * than aac_eval_set_min_lesion_pixels are below the map's resolution: not counted, and
+     * regions centred in them count neither way. region_f1_max is the best F1 of precision
+     * (true / all regions) and recall (found / lesions), at the highest t reaching it,
+     * region_threshold; with the precision, recall and the true + false regions there
+     * (n_regions). All NaN without a counted lesion; F1 0 and the rest NaN when no region is
+     * ever centred in a lesion. */
     double region_f1_max, region_threshold, region_precision, region_recall;
     int64_t n_lesions, n_regions;
 } aac_eval_class;

@@ -510,11 +510,12 @@ int aac_bundle_calibration(const aac_bundle *b, aac_calibration *out) {
 
 aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c, aac_error *err) {
     if (!dir || !c) return aac_fail(err, AAC_ERR_ARG, "aac_bundle_set_calibration: NULL argument");
-    if (!(c->map_high > c->map_low) || !(c->threshold > 0 && c->threshold <= 1) ||
-        !(c->region_threshold > 0 && c->region_threshold <= 1))
+    if (!(c->map_high > c->map_low) || !(c->threshold > 0 && c->threshold <= 1) || c->region_threshold > 1)
         return aac_fail(err, AAC_ERR_ARG,
                         "calibration: map_high %g must exceed map_low %g, thresholds %g and %g in (0, 1]", c->map_high,
                         c->map_low, c->threshold, c->region_threshold);
+    /* no region threshold (0 or NaN, as a caller unaware of it leaves it): regions at threshold */
+    const double region_t = c->region_threshold > 0 ? c->region_threshold : c->threshold;
     if (!c->class_text[0]) return aac_fail(err, AAC_ERR_ARG, "calibration: no class description");
     aac_bundle *b;
     aac_status s = aac_bundle_open(dir, &b, err); /* a valid bundle before and after */
@@ -522,7 +523,7 @@ aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c,
     json_t *cj = json_pack("{s:f, s:f, s:f, s:o, s:f, s:o, s:i, s:s, s:s, s:s, s:s, s:s}", "map_low", c->map_low,
                            "map_high", c->map_high, "threshold", c->threshold, "pixel_f1",
                            isfinite(c->pixel_f1) ? json_real(c->pixel_f1) : json_null(), "region_threshold",
-                           c->region_threshold, "region_f1",
+                           region_t, "region_f1",
                            isfinite(c->region_f1) ? json_real(c->region_f1) : json_null(), "images", c->images, "class",
                            c->class_name, "class_text", c->class_text, "domain", domain_name(c->domain), "data", c->data,
                            "mapping",

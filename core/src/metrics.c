@@ -157,7 +157,7 @@ void aac_eval_free(aac_eval *e) {
     for (int i = 0; i < e->n; i++) {
         eval_set *s = &e->sets[i];
         free(s->pos.v), free(s->neg.v), free(s->map_max.v), free(s->det.v), free(s->lab.v);
-        for (int k = 0; k < s->r.n_images; k++) free(s->img[k].q), free(s->img[k].mask);
+        for (int k = 0; s->img && k < s->r.n_images; k++) free(s->img[k].q), free(s->img[k].mask);
         free(s->img);
     }
     free(e->sets);
@@ -228,16 +228,20 @@ aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, 
     if (!e || !class_name || !map || width <= 0 || height <= 0 || (int64_t)width * height > INT32_MAX)
         return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: missing argument or bad size %d x %d", width, height);
     const size_t npix = (size_t)width * (size_t)height;
-    if (isnan(score_det)) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': NaN detection score", class_name);
+    if (!isfinite(score_det))
+        return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': detection score %g", class_name, score_det);
     eval_set *s = find_set(e, class_name, domain, err);
     if (!s) return err ? err->code : AAC_ERR_ARG;
     if (s->done) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s' was already computed", class_name);
     float mx = -INFINITY, mn = INFINITY;
     for (size_t i = 0; i < npix; i++) {
-        if (isnan(map[i])) return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': NaN in the map", class_name);
+        if (!isfinite(map[i]))
+            return aac_fail(err, AAC_ERR_ARG, "aac_eval_add: class '%s': map value %g at pixel %zu", class_name, map[i], i);
         if (map[i] > mx) mx = map[i];
         if (map[i] < mn) mn = map[i];
     }
+    if (keep_image(s, map, mask, width, height, mn, mx))
+        return aac_fail(err, AAC_ERR_NOMEM, "out of memory adding an image of class '%s'", class_name);
     /* lesion and normal pixels go to their own arrays, in runs */
     int bad = 0;
     for (size_t i = 0; i < npix && !bad;) {
@@ -248,8 +252,7 @@ aac_status aac_eval_add(aac_eval *e, const char *class_name, aac_domain domain, 
         i = j;
     }
     const float lab = (float)(label != 0);
-    if (bad || fvec_push(&s->map_max, &mx, 1) || fvec_push(&s->det, &score_det, 1) || fvec_push(&s->lab, &lab, 1) ||
-        keep_image(s, map, mask, width, height, mn, mx))
+    if (bad || fvec_push(&s->map_max, &mx, 1) || fvec_push(&s->det, &score_det, 1) || fvec_push(&s->lab, &lab, 1))
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory adding an image of class '%s'", class_name);
     if (mn < s->mn) s->mn = mn;
     if (mx > s->mx) s->mx = mx;
@@ -269,6 +272,10 @@ static aac_status compute_regions(eval_set *s, int64_t min_lesion_pixels, aac_er
     uint8_t *level = NULL;
     size_t level_cap = 0;
     int bad = !c;
+    /* level = the number of thresholds (float)k / LEVELS <= p, exactly as the comparisons go */
+    float thr[AAC_REGION_LEVELS + 2];
+    for (int k = 0; k <= AAC_REGION_LEVELS; k++) thr[k] = (float)k / (float)AAC_REGION_LEVELS;
+    thr[AAC_REGION_LEVELS + 1] = INFINITY;
     for (int i = 0; i < s->r.n_images && !bad; i++) {
         const kept_image *k = &s->img[i];
         const size_t npix = (size_t)k->width * (size_t)k->height;
@@ -284,19 +291,27 @@ static aac_status compute_regions(eval_set *s, int64_t min_lesion_pixels, aac_er
             /* the lerp returns the image's minimum and maximum exactly */
             const float t = (float)k->q[j] / 65535.0f, raw = k->mn * (1.0f - t) + k->mx * t;
             const float p = norm01(raw, s->mn, d);
-            const float l = floorf(p * (float)AAC_REGION_LEVELS);
-            level[j] = (uint8_t)(l < 0 ? 0 : l > AAC_REGION_LEVELS ? AAC_REGION_LEVELS : l);
+            const float f = floorf(p * (float)AAC_REGION_LEVELS);
+            int l = f < 0 ? 0 : f > AAC_REGION_LEVELS ? AAC_REGION_LEVELS : (int)f;
+            while (p >= thr[l + 1]) l++;
+            while (l > 0 && p < thr[l]) l--;
+            level[j] = (uint8_t)l;
         }
         bad = region_counts_add(c, &scratch, level, k->mask, k->width, k->height, min_lesion_pixels);
     }
     if (!bad) {
         const int best = region_best_level(c, &s->r.region_f1_max, &s->r.region_precision, &s->r.region_recall);
-        s->r.region_threshold = best ? (double)best / AAC_REGION_LEVELS : NAN;
+        s->r.region_threshold = best ? (double)thr[best] : NAN;
         s->r.n_lesions = c->lesions;
         s->r.n_regions = best ? c->true_regions[best] + c->false_regions[best] : 0;
     }
     free(c), free(level);
     region_scratch_free(&scratch);
+    if (!bad) { /* not needed again: a set is computed once */
+        for (int i = 0; i < s->r.n_images; i++) free(s->img[i].q), free(s->img[i].mask);
+        free(s->img);
+        s->img = NULL, s->img_cap = 0;
+    }
     return bad ? aac_fail(err, AAC_ERR_NOMEM, "out of memory computing the lesion-wise metric of class '%s'", s->r.name)
                : AAC_OK;
 }

@@ -142,6 +142,7 @@ int region_best_level(const region_counts *c, double *f1, double *precision, dou
             const double f = p + r > 0 ? 2.0 * p * r / (p + r) : 0.0;
             if (f > bf) bf = f, bp = p, br = r, best = k;
         }
+        if (bf <= 0) best = 0, bf = 0, bp = br = NAN; /* no region ever centred in a lesion */
     }
     if (f1) *f1 = bf;
     if (precision) *precision = bp;

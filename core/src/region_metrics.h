@@ -2,7 +2,8 @@
  * evaluation in metrics.c). A region is a connected component (8-neighbours) of the pixels at or
  * above a threshold; it is a true region when its centroid, rounded to a pixel, lies in a lesion
  * (the acceptance rule of `aaclip score`), a false region when it lies outside every lesion. A
- * lesion (component of the mask) is found when a true region's centroid lies in it. Lesions
+ * lesion (component of the mask) is found when a true region's centroid lies in it. Per 2-D
+ * image: `aaclip score` applies the same rule to 3-D regions of a volume. Lesions
  * smaller than min_lesion_pixels are below the map's resolution: they are not counted, and
  * regions centred in them count neither way. */
 #ifndef AAC_REGION_METRICS_H
@@ -38,7 +39,8 @@ int region_counts_add(region_counts *c, region_scratch *s, const uint8_t *level,
 
 /* The level of the best lesion-wise F1 (2 P R / (P + R), precision P = true / all regions,
  * recall R = found / lesions; the highest level among equal maxima), with its F1, precision and
- * recall; 0 and NaN values when no lesion is counted. */
+ * recall; 0 and NaN values when no lesion is counted; 0, F1 0 and NaN precision and recall when
+ * no region is ever centred in a lesion. */
 int region_best_level(const region_counts *c, double *f1, double *precision, double *recall);
 
 #endif

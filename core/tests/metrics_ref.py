@@ -58,7 +58,8 @@ def levels(maps):
         t = q / f(65535)
         raw = lo * (f(1) - t) + hi * t
         p = (raw - mn) / d if d > 0 else np.zeros_like(raw)
-        out.append(np.clip(np.floor(p * f(LEVELS)), 0, LEVELS).astype(np.int64))
+        thr = np.arange(1, LEVELS + 1, dtype=np.float32) / f(LEVELS)
+        out.append(np.searchsorted(thr, p, side="right").astype(np.int64))  # thresholds <= p
     return out
 
 
@@ -85,6 +86,8 @@ def region_metric(maps, masks, min_px):
                     tp[k] += 1
                     hit.add(g)
             found[k] += len(hit)
+    if lesions == 0:
+        return "nan nan nan nan 0 0"
     best = (-1.0, 0, 0.0, 0.0)
     for k in range(LEVELS, 0, -1):
         p = tp[k] / (tp[k] + fp[k]) if tp[k] + fp[k] else 0.0
@@ -93,7 +96,9 @@ def region_metric(maps, masks, min_px):
         if f1 > best[0]:
             best = (f1, k, p, r)
     f1, k, p, r = best
-    return "%.17g %.17g %.17g %.17g %d %d" % (f1, k / LEVELS, p, r, lesions, tp[k] + fp[k])
+    if f1 <= 0:
+        return "0 nan nan nan %d 0" % lesions
+    return "%.17g %.9g %.17g %.17g %d %d" % (f1, np.float32(k) / np.float32(LEVELS), p, r, lesions, tp[k] + fp[k])
 
 
 def main():

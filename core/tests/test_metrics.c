@@ -206,7 +206,7 @@ int main(void) {
                res[0].region_f1_max, res[0].region_threshold, res[0].region_precision, res[0].region_recall,
                (long long)res[0].n_lesions, (long long)res[0].n_regions, f1, thr, pr, rc2, les, nreg);
         CHECK(res[0].n_lesions == les && res[0].n_regions == nreg, "lesion / region counts");
-        CHECK(fabs(res[0].region_threshold - thr) < 1e-12, "region threshold %.17g vs %.17g", res[0].region_threshold, thr);
+        CHECK((float)res[0].region_threshold == (float)thr, "region threshold %.9g vs %.9g", res[0].region_threshold, thr);
         CHECK(close_or_nan(res[0].region_f1_max, f1) && close_or_nan(res[0].region_precision, pr) &&
                   close_or_nan(res[0].region_recall, rc2),
               "region F1 / precision / recall");
@@ -238,6 +238,22 @@ int main(void) {
               (long long)res[0].n_regions, res[0].region_threshold, res[0].region_f1_max, res[0].region_precision,
               res[0].region_recall);
         aac_eval_free(ev);
+        /* no region ever centred in a lesion: F1 0, no threshold */
+        k[6 * W + 9] = 0;
+        for (int y = 1; y <= 2; y++)
+            for (int x = 1; x <= 2; x++) k[y * W + x] = 0;
+        CHECK_OK(aac_eval_new(&ev, &err), &err);
+        CHECK_OK(aac_eval_add(ev, "x", AAC_DOMAIN_MEDICAL, m, k, W, H, 0.0f, 1, &err), &err);
+        CHECK_OK(aac_eval_compute(ev, &res, &ncls, NULL, &err), &err);
+        CHECK(res[0].region_f1_max == 0 && isnan(res[0].region_threshold) && res[0].n_lesions == 1,
+              "no true region: F1 %g, threshold %g", res[0].region_f1_max, res[0].region_threshold);
+        aac_eval_free(ev);
+        /* non-finite map values are refused */
+        m[0] = INFINITY;
+        CHECK_OK(aac_eval_new(&ev, &err), &err);
+        CHECK(aac_eval_add(ev, "x", AAC_DOMAIN_MEDICAL, m, k, W, H, 0.0f, 1, &err) == AAC_ERR_ARG, "inf refused");
+        aac_eval_free(ev);
+        m[0] = 0;
         /* without lesions the metric is undefined */
         CHECK_OK(aac_eval_new(&ev, &err), &err);
         CHECK_OK(aac_eval_add(ev, "x", AAC_DOMAIN_MEDICAL, m, NULL, W, H, 0.0f, 0, &err), &err);
