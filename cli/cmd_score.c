@@ -536,7 +536,7 @@ done:
                         json_real(o->n_thresholds ? o->thresholds[o->region_level - 1] : AAC_DEFAULT_THRESHOLD));
     json_object_set_new(row, "regions", json_integer(n_regions));
     json_object_set_new(row, "regions_volume_mm3", json_real(region_mm3));
-    /* regions of the first threshold, in scan order (LPS mm; pictures: pixels) */
+    /* regions of the region threshold, in scan order (LPS mm; pictures: pixels) */
     json_object_set_new(row, "region_list", region_list);
     json_object_set_new(row, "volumes", volumes);
     json_object_set_new(row, "files", files);

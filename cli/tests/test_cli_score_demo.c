@@ -1,7 +1,7 @@
 /* test_cli_score_demo.c - the acceptance run of `aaclip score`: the sample study
  * (testdata/sample-study) scored with the demo model (testdata/demo-model): every reported
- * region's centroid lies inside a lesion of lesions.json, every lesion has one (lesion 4, the
- * smallest, is missed: measured, documented), and every format is written. Also: the bundle's
+ * region's centroid lies inside a lesion of lesions.json, every lesion has one, regions are at
+ * the calibrated region threshold, and every format is written. Also: the bundle's
  * calibration (used by default, not applied to another class text, --no-calibration, stored by
  * `eval --calibrate`, a malformed one refused naming model.json), and PNG pictures as inputs
  * next to a corrupt JPEG that fails alone, OUTDIR inside the input, pictures next to series. */

@@ -146,6 +146,12 @@ struct aac_eval {
     aac_eval_class *out;
 };
 
+static void drop_kept_images(eval_set *s) {
+    for (int k = 0; s->img && k < s->r.n_images; k++) free(s->img[k].q), free(s->img[k].mask);
+    free(s->img);
+    s->img = NULL, s->img_cap = 0;
+}
+
 aac_status aac_eval_new(aac_eval **out, aac_error *err) {
     if (!out) return aac_fail(err, AAC_ERR_ARG, "aac_eval_new: NULL argument");
     *out = calloc(1, sizeof **out);
@@ -157,8 +163,7 @@ void aac_eval_free(aac_eval *e) {
     for (int i = 0; i < e->n; i++) {
         eval_set *s = &e->sets[i];
         free(s->pos.v), free(s->neg.v), free(s->map_max.v), free(s->det.v), free(s->lab.v);
-        for (int k = 0; s->img && k < s->r.n_images; k++) free(s->img[k].q), free(s->img[k].mask);
-        free(s->img);
+        drop_kept_images(s);
     }
     free(e->sets);
     free(e->out);
@@ -307,11 +312,7 @@ static aac_status compute_regions(eval_set *s, int64_t min_lesion_pixels, aac_er
     }
     free(c), free(level);
     region_scratch_free(&scratch);
-    if (!bad) { /* not needed again: a set is computed once */
-        for (int i = 0; i < s->r.n_images; i++) free(s->img[i].q), free(s->img[i].mask);
-        free(s->img);
-        s->img = NULL, s->img_cap = 0;
-    }
+    if (!bad) drop_kept_images(s); /* not needed again: a set is computed once */
     return bad ? aac_fail(err, AAC_ERR_NOMEM, "out of memory computing the lesion-wise metric of class '%s'", s->r.name)
                : AAC_OK;
 }
