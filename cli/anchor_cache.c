@@ -90,7 +90,7 @@ aac_status anchors_cached(aac_model *m, const aac_tokenizer *tok, const char *co
             memcpy(buf + 8, &klen, 4);
             memcpy(buf + 12, key, klen);
             memcpy(buf + 12 + klen, T, sizeof(float) * 2 * (size_t)E);
-            fs_write_atomic(path, buf, n);
+            fs_write_atomic(path, buf, n, NULL); /* best effort: a cache */
             free(buf);
         }
     }

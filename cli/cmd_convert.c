@@ -11,6 +11,7 @@
 
 #include "aaclip_dicom.h"
 #include "cmd_ingest.h"
+#include "fsutil.h"
 
 static void convert_help(void) {
     printf("usage: aaclip convert INPUT... -o OUT [--gz] [--verbose]\n"
@@ -23,11 +24,6 @@ static void convert_help(void) {
            "  --gz        write .nii.gz files in the folder (default .nii)\n"
            "  --verbose   also list the files skipped as not images\n"
            "Exit status: 0 when every series was written, 1 when some could not be.\n");
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && !strcmp(s + n - m, suffix);
 }
 
 /* <number>_<description>[_part<k>] with only [A-Za-z0-9._-]. */
@@ -89,14 +85,14 @@ int cmd_convert(int argc, char **argv) {
         } else if (verbose) fprintf(stderr, "skipped: %s\n", msg);
     }
     const int n = aac_scan_series_count(s);
-    const int to_file = n == 1 && (ends_with(out, ".nii") || ends_with(out, ".nii.gz"));
+    const int to_file = n == 1 && (fs_ends_with(out, ".nii") || fs_ends_with(out, ".nii.gz"));
     if (n == 0) {
         fprintf(stderr, "aaclip convert: no image series found\n");
         aac_scan_free(s);
         return 1;
     }
     if (!to_file) {
-        if (ends_with(out, ".nii") || ends_with(out, ".nii.gz")) {
+        if (fs_ends_with(out, ".nii") || fs_ends_with(out, ".nii.gz")) {
             fprintf(stderr, "aaclip convert: %d series found: -o must name a folder, not %s\n", n, out);
             aac_scan_free(s);
             return 2;

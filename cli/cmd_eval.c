@@ -14,6 +14,7 @@
 #include "aaclip_eval.h"
 #include "cli.h"
 #include "cmd_train.h"
+#include "fsutil.h"
 #include "progress.h"
 
 static void eval_help(void) {
@@ -74,19 +75,12 @@ static json_t *class_json(const aac_eval_class *c) {
     return o;
 }
 
-/* text to path.tmp.<pid>, then renamed */
+/* text to path atomically; prints the problem */
 static int write_atomic(const char *path, const char *text) {
-    char tmp[4096];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
-    FILE *f = fopen(tmp, "w");
-    int ok = f && fputs(text, f) >= 0 && fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (f && fclose(f) != 0) ok = 0;
-    if (!ok || rename(tmp, path) != 0) {
-        fprintf(stderr, "aaclip: %s: cannot write: %s\n", path, strerror(errno));
-        unlink(tmp);
-        return -1;
-    }
-    return 0;
+    aac_error err;
+    if (fs_write_atomic(path, text, strlen(text), &err) == AAC_OK) return 0;
+    fprintf(stderr, "aaclip: %s\n", err.message);
+    return -1;
 }
 
 static void fmt_pct(double v, char *buf, size_t cap) {

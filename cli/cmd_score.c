@@ -650,7 +650,7 @@ static int write_summary(const score_opts *o, json_t *summary) {
     char path[4200];
     char *js = json_dumps(summary, JSON_INDENT(2));
     snprintf(path, sizeof path, "%s/summary.json", o->out_dir);
-    int rc = js ? fs_write_atomic(path, js, strlen(js)) : -1;
+    int rc = js && fs_write_atomic(path, js, strlen(js), NULL) == AAC_OK ? 0 : -1;
     free(js);
     char *buf = NULL;
     size_t len = 0;
@@ -672,7 +672,7 @@ static int write_summary(const score_opts *o, json_t *summary) {
     }
     fclose(f);
     snprintf(path, sizeof path, "%s/summary.csv", o->out_dir);
-    if (fs_write_atomic(path, buf, len)) rc = -1;
+    if (fs_write_atomic(path, buf, len, NULL)) rc = -1;
     free(buf);
     return rc;
 }
@@ -897,7 +897,7 @@ int cmd_score(int argc, char **argv) {
             snprintf(marker, sizeof marker, "%.4100s/result.json", tmp);
             snprintf(old, sizeof old, "%.4000s.old.%ld", dir, (long)getpid());
             /* result.json goes in last; then the whole folder appears under its final name */
-            if (!js || fs_write_atomic(marker, js, strlen(js)) ||
+            if (!js || fs_write_atomic(marker, js, strlen(js), NULL) ||
                 (fs_exists(dir) && rename(dir, old)) || rename(tmp, dir)) {
                 snprintf(msg, sizeof msg, "%.900s: cannot move results into place: %s", dir, strerror(errno));
                 r = -1;

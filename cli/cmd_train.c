@@ -15,6 +15,7 @@
 #include "aaclip_train.h"
 #include "cli.h"
 #include "cmd_train.h"
+#include "fsutil.h"
 #include "progress.h"
 #include "safetensors.h"
 
@@ -65,18 +66,11 @@ typedef struct train_opts {
 
 /* ------------------------------------------------------------------ bundle helpers */
 
-static char *path_join(const char *dir, const char *name) {
-    const size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(n);
-    if (p) snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
 /* The bundle's backbone file, from model.json "files". */
 static char *bundle_clip_path(const aac_bundle *b, const char *dir) {
     json_t *root = json_loads(aac_bundle_json(b), 0, NULL);
     const char *name = json_string_value(json_object_get(json_object_get(root, "files"), "clip"));
-    char *p = name ? path_join(dir, name) : NULL;
+    char *p = name ? fs_join(dir, name) : NULL;
     json_decref(root);
     return p;
 }
@@ -398,8 +392,8 @@ int cmd_train(int argc, char **argv) {
         goto done;
     }
     clip = bundle_clip_path(b, o.mo.bundle);
-    adapters = path_join(o.out, "adapters.safetensors");
-    bundle_out = path_join(o.out, "model");
+    adapters = fs_join(o.out, "adapters.safetensors");
+    bundle_out = fs_join(o.out, "model");
     if (!clip || !adapters || !bundle_out) {
         fprintf(stderr, "aaclip: %s/model.json: no files.clip\n", o.mo.bundle);
         goto done;

@@ -62,7 +62,7 @@ static int run_and_signal(const char *args, const char *out, int sig) {
         _exit(127);
     }
     char find[600];
-    snprintf(find, sizeof find, "find %s -maxdepth 3 -type d -name '*.tmp.*' 2>/dev/null", out);
+    snprintf(find, sizeof find, "find %s -maxdepth 3 -type d -name '*.tmp*' 2>/dev/null", out);
     int seen = 0;
     for (int i = 0; i < 6000 && !seen; i++) { /* up to 60 s */
         seen = count_lines(find) > 0;
@@ -155,7 +155,7 @@ int main(void) {
     s = load_summary(out);
     CHECK(json_is_true(json_object_get(json_object_get(s, "counts"), "interrupted")), "summary does not say interrupted");
     json_decref(s);
-    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp.*'", out);
+    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp*'", out);
     CHECK(count_lines(cmd) == 0, "temporary files left after SIGTERM");
     snprintf(cmd, sizeof cmd, "find %s -name result.json", out);
     CHECK(count_lines(cmd) == 2, "completed results lost after SIGTERM");
@@ -168,14 +168,14 @@ int main(void) {
     CHECK(rc == 128 + SIGKILL, "SIGKILL: status %d", rc);
     snprintf(cmd, sizeof cmd, "find %s -name result.json", out2);
     const int complete_before = count_lines(cmd);
-    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp.*' -type d", out2);
+    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp*' -type d", out2);
     CHECK(count_lines(cmd) >= 1, "the killed run left no trace of the series in progress");
     snprintf(cmd, sizeof cmd, "%s score %s -o %s --model %s --quiet 2>/dev/null", AACLIP_EXE, studies, out2, bundle);
     CHECK(sh(cmd) == 1, "run after SIGKILL: exit status is not 1");
     snprintf(cmd, sizeof cmd, "find %s -name result.json", out2);
     CHECK(count_lines(cmd) == 2 && complete_before < 2, "run after SIGKILL: %d complete series (before: %d)",
           count_lines(cmd), complete_before);
-    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp.*'", out2);
+    snprintf(cmd, sizeof cmd, "find %s -name '*.tmp*'", out2);
     CHECK(count_lines(cmd) == 0, "temporary folders left after the completing run");
 
     /* usage errors */

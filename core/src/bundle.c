@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "import.h"
 
 #define JSON_FLAGS (JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9))
@@ -82,21 +83,6 @@ static int parse_domain(const char *s, aac_domain *d) {
 
 /* ------------------------------------------------------------------ file helpers */
 
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
-static int fsync_path(const char *path, int flags) {
-    int fd = open(path, flags);
-    if (fd < 0) return -1;
-    int r = fsync(fd);
-    close(fd);
-    return r;
-}
-
 static aac_status copy_file(const char *from, const char *to, aac_error *err) {
     FILE *in = fopen(from, "rb");
     if (!in) return aac_fail(err, AAC_ERR_IO, "%s: cannot open: %s", from, strerror(errno));
@@ -123,21 +109,6 @@ static int is_gzip(const char *path) {
     size_t n = fread(m, 1, 2, f);
     fclose(f);
     return n == 2 && m[0] == 0x1f && m[1] == 0x8b;
-}
-
-/* Removes the plain files of dir and dir itself (a bundle holds no sub-folders). */
-static int remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return -1;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char *p = join(dir, e->d_name);
-        if (p) unlink(p);
-        free(p);
-    }
-    closedir(d);
-    return rmdir(dir);
 }
 
 /* 1: empty folder, 0: has entries, -1: cannot read. */
@@ -243,7 +214,7 @@ static aac_status write_model_json(const char *dir, const imp_result *r, const a
         if (!(cfg && pre && files && ds)) json_decref(cfg), json_decref(pre), json_decref(files), json_decref(ds);
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     }
-    char *path = join(dir, "model.json");
+    char *path = fs_join(dir, "model.json");
     aac_status s = path ? write_json(root, path, err) : aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     free(path);
     json_decref(root);
@@ -261,7 +232,7 @@ aac_import_params aac_import_default_params(void) {
 
 /* Writes everything into tmp and proves that it loads. */
 static aac_status build(const imp_result *r, const char *tmp, aac_error *err) {
-    char *clip = join(tmp, "clip.safetensors"), *ad = join(tmp, "adapters.safetensors");
+    char *clip = fs_join(tmp, "clip.safetensors"), *ad = fs_join(tmp, "adapters.safetensors");
     char *bpe = NULL, *voc = NULL, *mer = NULL;
     const char *bpe_name = NULL;
     aac_model *m = NULL;
@@ -271,10 +242,10 @@ static aac_status build(const imp_result *r, const char *tmp, aac_error *err) {
     if (!s && r->adapters) s = st_writer_save(r->adapters, ad, err);
     if (!s && r->tok_bpe) {
         bpe_name = is_gzip(r->tok_bpe) ? "bpe_simple_vocab_16e6.txt.gz" : "bpe_simple_vocab_16e6.txt";
-        if (!(bpe = join(tmp, bpe_name))) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+        if (!(bpe = fs_join(tmp, bpe_name))) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
         else if (!(s = copy_file(r->tok_bpe, bpe, err))) s = aac_tokenizer_open_bpe(bpe, &tok, err);
     } else if (!s) {
-        voc = join(tmp, "vocab.json"), mer = join(tmp, "merges.txt");
+        voc = fs_join(tmp, "vocab.json"), mer = fs_join(tmp, "merges.txt");
         if (!voc || !mer) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
         if (!s) s = copy_file(r->tok_vocab, voc, err);
         if (!s) s = copy_file(r->tok_merges, mer, err);
@@ -283,7 +254,7 @@ static aac_status build(const imp_result *r, const char *tmp, aac_error *err) {
     /* the loader binds and shape-checks every tensor once more; its config goes to model.json */
     if (!s) s = aac_model_open(clip, r->adapters ? ad : NULL, NULL, &m, err);
     if (!s) s = write_model_json(tmp, r, aac_model_config(m), r->adapters != NULL, bpe_name, err);
-    if (!s && fsync_path(tmp, O_RDONLY | O_DIRECTORY) != 0)
+    if (!s && fs_sync_dir(tmp) != 0)
         s = aac_fail(err, AAC_ERR_IO, "%s: cannot sync: %s", tmp, strerror(errno));
     aac_model_free(m);
     aac_tokenizer_free(tok);
@@ -300,9 +271,8 @@ aac_status aac_import_bundle(const char *const *sources, int n_sources, const aa
     snprintf(out, sizeof out, "%s", out_dir);
     for (size_t l = strlen(out); l > 1 && out[l - 1] == '/'; l--) out[l - 1] = '\0';
     struct stat sb;
-    int exists = stat(out, &sb) == 0, replace = 0;
-    if (exists) {
-        char *mj = join(out, "model.json");
+    if (stat(out, &sb) == 0) {
+        char *mj = fs_join(out, "model.json");
         int bundle = mj && stat(mj, &sb) == 0;
         int empty = dir_empty(out) == 1;
         free(mj);
@@ -310,14 +280,12 @@ aac_status aac_import_bundle(const char *const *sources, int n_sources, const aa
             return aac_fail(err, AAC_ERR_ARG, "%s exists and is not a model bundle; refusing to replace it", out);
         if (bundle && !p.force)
             return aac_fail(err, AAC_ERR_ARG, "%s: a model bundle already exists (use --force to replace it)", out);
-        replace = bundle;
     }
     imp_result r;
     aac_status s = imp_collect(sources, n_sources, &p, &r, err);
     if (s) return s;
-    char tmp[4200], old[4200];
+    char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp.%ld", out, (long)getpid());
-    snprintf(old, sizeof old, "%s.old.%ld", out, (long)getpid());
     if (mkdir(tmp, 0755) != 0) {
         s = aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
         imp_result_free(&r);
@@ -325,25 +293,9 @@ aac_status aac_import_bundle(const char *const *sources, int n_sources, const aa
     }
     s = build(&r, tmp, err);
     imp_result_free(&r);
-    if (!s && replace && rename(out, old) != 0)
-        s = aac_fail(err, AAC_ERR_IO, "%s: cannot move the old bundle aside: %s", out, strerror(errno));
-    if (!s && rename(tmp, out) != 0) {
-        s = aac_fail(err, AAC_ERR_IO, "%s: cannot rename %s into place: %s", out, tmp, strerror(errno));
-        if (replace) rename(old, out); /* put the old bundle back */
-    }
-    if (s) {
-        remove_dir(tmp);
-        return s;
-    }
-    if (replace) remove_dir(old);
-    /* make the rename durable: sync the parent folder */
-    char parent[4096];
-    snprintf(parent, sizeof parent, "%s", out);
-    char *slash = strrchr(parent, '/');
-    if (slash) *(slash == parent ? slash + 1 : slash) = '\0';
-    else snprintf(parent, sizeof parent, ".");
-    fsync_path(parent, O_RDONLY | O_DIRECTORY);
-    return AAC_OK;
+    if (!s) s = fs_replace_dir(tmp, out, err); /* the old bundle stays until the new one is in place */
+    if (s) fs_remove_tree(tmp);
+    return s;
 }
 
 /* ------------------------------------------------------------------ reading */
@@ -411,7 +363,7 @@ static aac_status bundle_file(const aac_bundle *b, const char *path, json_t *v, 
     if (!name) return aac_fail(err, AAC_ERR_MISSING, "%s: key \"%s\" missing or not a string", path, key);
     if (!*name || strchr(name, '/') || !strcmp(name, "..") || !strcmp(name, "."))
         return aac_fail(err, AAC_ERR_FORMAT, "%s: \"%s\" must name a file inside the bundle", path, key);
-    if (!(*out = join(b->dir, name))) return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    if (!(*out = fs_join(b->dir, name))) return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     struct stat sb;
     if (stat(*out, &sb) != 0)
         return aac_fail(err, AAC_ERR_MISSING, "%s: file '%s' (\"%s\") not found in the bundle", path, name, key);
@@ -528,19 +480,18 @@ aac_status aac_bundle_set_calibration(const char *dir, const aac_calibration *c,
                            c->class_name, "class_text", c->class_text, "domain", domain_name(c->domain), "data", c->data,
                            "mapping",
                            "p = clamp((raw - map_low) / (map_high - map_low), 0, 1)");
-    char *path = join(dir, "model.json"), *tmp = path ? malloc(strlen(path) + 32) : NULL;
+    char *path = fs_join(dir, "model.json"), tmp[4200];
     if (!cj) s = aac_fail(err, AAC_ERR_ARG, "calibration: the class, class text or data path is not valid UTF-8");
-    else if (!path || !tmp) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    else if (!path) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     if (!s) {
         json_object_set_new(b->root, "calibration", cj);
         cj = NULL;
-        sprintf(tmp, "%s.tmp.%d", path, (int)getpid());
-        s = write_json(b->root, tmp, err);
-        if (!s && rename(tmp, path) != 0) s = aac_fail(err, AAC_ERR_IO, "%s: cannot rename: %s", path, strerror(errno));
-        if (s) unlink(tmp);
+        s = fs_tmp_path(path, tmp, sizeof tmp, err);
+        if (!s && (s = write_json(b->root, tmp, err))) fs_discard(tmp);
+        if (!s) s = fs_commit(tmp, path, err);
     }
     json_decref(cj);
-    free(path), free(tmp);
+    free(path);
     aac_bundle_free(b);
     return s;
 }
@@ -553,7 +504,7 @@ aac_status aac_bundle_open(const char *dir, aac_bundle **out, aac_error *err) {
         free(b);
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     }
-    char *path = join(dir, "model.json");
+    char *path = fs_join(dir, "model.json");
     aac_status s = AAC_OK;
     struct stat sb;
     if (!path) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "import.h"
 #include "torch_archive.h"
 
@@ -90,18 +91,6 @@ static int is_dir(const char *p) {
 static int is_file(const char *p) {
     struct stat sb;
     return stat(p, &sb) == 0 && S_ISREG(sb.st_mode);
-}
-
-static char *join(const char *dir, const char *name) {
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *s = malloc(n);
-    if (s) snprintf(s, n, "%s/%s", dir, name);
-    return s;
-}
-
-static int ends_with(const char *s, const char *suffix) {
-    size_t a = strlen(s), b = strlen(suffix);
-    return a >= b && !strcmp(s + a - b, suffix);
 }
 
 static int starts_with(const char *s, const char *prefix) {
@@ -436,7 +425,7 @@ static aac_status open_shards(ctx *c, const char *dir, const char *index, tset *
             s = aac_fail(c->err, AAC_ERR_FORMAT, "%s: weight_map[\"%s\"] is not a file name", index, key);
             break;
         }
-        char *path = join(dir, shard);
+        char *path = fs_join(dir, shard);
         if (!path) {
             s = aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");
             break;
@@ -458,7 +447,7 @@ static aac_status open_shards(ctx *c, const char *dir, const char *index, tset *
 
 /* Hugging Face CLIPModel folder. */
 static aac_status open_hf_folder(ctx *c, const char *dir) {
-    char *cfg = join(dir, "config.json");
+    char *cfg = fs_join(dir, "config.json");
     aac_status s = cfg ? AAC_OK : aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");
     const char *weights[] = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin",
                              "pytorch_model.bin.index.json"};
@@ -466,7 +455,7 @@ static aac_status open_hf_folder(ctx *c, const char *dir) {
     int wi = -1;
     for (int i = 0; !s && i < 4 && wi < 0; i++) {
         free(w);
-        if (!(w = join(dir, weights[i]))) s = aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");
+        if (!(w = fs_join(dir, weights[i]))) s = aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");
         else if (is_file(w)) wi = i;
     }
     if (!s && wi < 0)
@@ -496,7 +485,7 @@ static aac_status open_hf_folder(ctx *c, const char *dir) {
         s = read_hf_config(c, cfg);
     }
     if (!s && !c->tok_vocab) { /* the folder's tokenizer, unless another source gave one */
-        char *v = join(dir, "vocab.json"), *m = join(dir, "merges.txt");
+        char *v = fs_join(dir, "vocab.json"), *m = fs_join(dir, "merges.txt");
         if (v && m && is_file(v) && is_file(m)) {
             c->tok_vocab = v, c->tok_merges = m;
             v = m = NULL;
@@ -538,7 +527,7 @@ static aac_status open_ckpt_folder(ctx *c, const char *dir) {
                         dir, c->p->epoch, *avail ? avail : "none");
     if (ep >= 0) snprintf(name, sizeof name, "image_adapter_%d.pth", ep);
     else snprintf(name, sizeof name, "image_adapter.pth"); /* only the latest state was kept */
-    char *t = join(dir, "text_adapter.pth"), *i = join(dir, name);
+    char *t = fs_join(dir, "text_adapter.pth"), *i = fs_join(dir, name);
     sfile *f;
     if (!t || !i) s = aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");
     else if (!is_file(t))
@@ -558,7 +547,7 @@ static aac_status open_bundle_folder(ctx *c, const char *dir) {
     const char *names[] = {"clip.safetensors", "adapters.safetensors"};
     aac_status s = AAC_OK;
     for (int k = 0; k < 2 && !s; k++) {
-        char *p = join(dir, names[k]);
+        char *p = fs_join(dir, names[k]);
         sfile *f;
         if (!p) s = aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");
         else if (k == 0 && !is_file(p)) s = aac_fail(c->err, AAC_ERR_MISSING, "%s: clip.safetensors not found", dir);
@@ -568,11 +557,11 @@ static aac_status open_bundle_folder(ctx *c, const char *dir) {
     if (s || c->tok_bpe || c->tok_vocab) return s;
     const char *bpe[] = {"bpe_simple_vocab_16e6.txt.gz", "bpe_simple_vocab_16e6.txt"};
     for (int k = 0; k < 2 && !c->tok_bpe; k++) {
-        char *p = join(dir, bpe[k]);
+        char *p = fs_join(dir, bpe[k]);
         if (p && is_file(p)) c->tok_bpe = p;
         else free(p);
     }
-    char *v = join(dir, "vocab.json"), *m = join(dir, "merges.txt");
+    char *v = fs_join(dir, "vocab.json"), *m = fs_join(dir, "merges.txt");
     if (!c->tok_bpe && v && m && is_file(v) && is_file(m)) c->tok_vocab = v, c->tok_merges = m, v = m = NULL;
     free(v), free(m);
     return AAC_OK;
@@ -580,15 +569,15 @@ static aac_status open_bundle_folder(ctx *c, const char *dir) {
 
 static aac_status open_source(ctx *c, const char *src) {
     if (is_dir(src)) {
-        char *j = join(src, "config.json"), *b = join(src, "model.json");
+        char *j = fs_join(src, "config.json"), *b = fs_join(src, "model.json");
         char avail[8];
         int hf = j && is_file(j), bundle = b && is_file(b);
         free(j), free(b);
-        char *tp = join(src, "text_adapter.pth");
+        char *tp = fs_join(src, "text_adapter.pth");
         int ckpt = (tp && is_file(tp)) || pick_epoch(src, 0, avail, sizeof avail) >= 0;
         free(tp);
         if (!ckpt) {
-            char *ip = join(src, "image_adapter.pth");
+            char *ip = fs_join(src, "image_adapter.pth");
             ckpt = ip && is_file(ip);
             free(ip);
         }
@@ -615,7 +604,7 @@ static aac_status open_source(ctx *c, const char *src) {
         char *slash = strrchr(dir, '/');
         if (slash) *slash = '\0';
         else snprintf(dir, sizeof dir, ".");
-        char *cfg = join(dir, "config.json");
+        char *cfg = fs_join(dir, "config.json");
         if (cfg && is_file(cfg)) s = read_hf_config(c, cfg);
         free(cfg);
     }
@@ -1190,8 +1179,8 @@ static aac_status settle_tokenizer(ctx *c, imp_result *r) {
         free(c->tok_bpe), free(c->tok_vocab), free(c->tok_merges);
         c->tok_bpe = c->tok_vocab = c->tok_merges = NULL;
         if (is_dir(t)) {
-            char *v = join(t, "vocab.json"), *m = join(t, "merges.txt");
-            char *g = join(t, "bpe_simple_vocab_16e6.txt.gz");
+            char *v = fs_join(t, "vocab.json"), *m = fs_join(t, "merges.txt");
+            char *g = fs_join(t, "bpe_simple_vocab_16e6.txt.gz");
             if (v && m && is_file(v) && is_file(m)) c->tok_vocab = v, c->tok_merges = m, v = m = NULL;
             else if (g && is_file(g)) c->tok_bpe = g, g = NULL;
             else s = aac_fail(c->err, AAC_ERR_MISSING, "%s: no vocab.json + merges.txt or "
@@ -1199,13 +1188,13 @@ static aac_status settle_tokenizer(ctx *c, imp_result *r) {
             free(v), free(m), free(g);
         } else if (!is_file(t)) {
             s = aac_fail(c->err, AAC_ERR_IO, "%s: tokenizer file not found", t);
-        } else if (ends_with(t, ".json")) {
+        } else if (fs_ends_with(t, ".json")) {
             char dir[1024];
             snprintf(dir, sizeof dir, "%s", t);
             char *slash = strrchr(dir, '/');
             if (slash) *slash = '\0';
             else snprintf(dir, sizeof dir, ".");
-            char *m = join(dir, "merges.txt");
+            char *m = fs_join(dir, "merges.txt");
             if (m && is_file(m)) {
                 c->tok_merges = m;
                 if (!set_str(&c->tok_vocab, t)) s = aac_fail(c->err, AAC_ERR_NOMEM, "out of memory");

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "error.h"
+#include "fsutil.h"
 
 #define ST_MAX_HEADER ((uint64_t)100 * 1000 * 1000) /* larger means a corrupt length field */
 
@@ -594,18 +595,16 @@ aac_status st_writer_save(const st_writer *w, const char *path, aac_error *err) 
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)(total >> (8 * i));
 
-    size_t tlen = strlen(path) + 32;
-    char *tmp = malloc(tlen);
-    if (!tmp) {
+    char tmp[4200];
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
+    if (st) {
         free(hdr);
-        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", path);
+        return st;
     }
-    snprintf(tmp, tlen, "%s.tmp.%ld", path, (long)getpid());
-
-    aac_status st = AAC_OK;
     FILE *fp = fopen(tmp, "wb");
     if (!fp) {
         st = aac_fail(err, AAC_ERR_IO, "%s: cannot create %s: %s", path, tmp, strerror(errno));
+        fs_discard(tmp);
         goto out;
     }
     static const char spaces[] = "       "; /* pad is at most 7 */
@@ -613,7 +612,7 @@ aac_status st_writer_save(const st_writer *w, const char *path, aac_error *err) 
              fwrite(spaces, 1, pad, fp) == pad;
     for (size_t i = 0; ok && i < w->n; i++)
         ok = fwrite(w->e[i].data, 1, w->e[i].nbytes, fp) == w->e[i].nbytes;
-    ok = ok && fflush(fp) == 0 && fsync(fileno(fp)) == 0;
+    ok = ok && fflush(fp) == 0;
     int werr = errno;
     if (fclose(fp) != 0 && ok) {
         ok = 0;
@@ -621,16 +620,11 @@ aac_status st_writer_save(const st_writer *w, const char *path, aac_error *err) 
     }
     if (!ok) {
         st = aac_fail(err, AAC_ERR_IO, "%s: write to %s failed: %s", path, tmp, strerror(werr));
-        unlink(tmp);
+        fs_discard(tmp);
         goto out;
     }
-    if (rename(tmp, path) != 0) {
-        st = aac_fail(err, AAC_ERR_IO, "%s: cannot rename %s into place: %s", path, tmp,
-                      strerror(errno));
-        unlink(tmp);
-    }
+    st = fs_commit(tmp, path, err);
 out:
-    free(tmp);
     free(hdr);
     return st;
 }

@@ -121,7 +121,7 @@ static void test_roundtrip(const char *dir) {
     CHECK(st == AAC_ERR_IO && strstr(err.message, sub), "save onto dir: %s", err.message);
     DIR *dp = opendir(dir);
     for (struct dirent *de; dp && (de = readdir(dp));)
-        CHECK(strstr(de->d_name, ".tmp.") == NULL, "temp file left: %s", de->d_name);
+        CHECK(strstr(de->d_name, ".tmp") == NULL, "temp file left: %s", de->d_name);
     if (dp) closedir(dp);
     rmdir(sub);
     st_writer_free(w);

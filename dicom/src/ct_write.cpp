@@ -131,15 +131,15 @@ aac_status set_meta(DcmFileFormat &ff, const char *sop_instance, const char *pat
 // Saves ff to a temporary file beside path and renames it; the meta header as set_meta left it.
 aac_status save(DcmFileFormat &ff, const char *path, aac_error *err) {
     char tmp[4096];
-    aac_status st = out_tmp_path(path, tmp, sizeof tmp, err);
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
     OFCondition c = ff.saveFile(tmp, EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
                                 EWM_dontUpdateMeta);
     if (c.bad()) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write (%s)", path, c.text());
     }
-    return out_commit(tmp, path, err);
+    return fs_commit(tmp, path, err);
 }
 
 // DS text: whole numbers as integers ("120", not the "1.2e+02" of the shortest form).

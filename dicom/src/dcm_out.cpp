@@ -138,14 +138,14 @@ void declare_private_scheme(DcmItem &ds) {
 
 aac_status save_atomic(DcmFileFormat &ff, const char *path, aac_error *err) {
     char tmp[4096];
-    aac_status st = out_tmp_path(path, tmp, sizeof tmp, err);
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
     OFCondition c = ff.saveFile(tmp, EXS_LittleEndianExplicit);
     if (c.bad()) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write (%s)", path, c.text());
     }
-    return out_commit(tmp, path, err);
+    return fs_commit(tmp, path, err);
 }
 
 }  // namespace dcmout

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "error.h"
+#include "fsutil.h"
 #include "ingest.h"
 
 enum { MAX_DEPTH = 32, MAX_NAMED_MISSING = 5 };
@@ -148,26 +149,19 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-static char *join(const char *dir, const char *name) {
-    size_t len = strlen(dir) + strlen(name) + 2;
-    char *p = malloc(len);
-    if (p) snprintf(p, len, "%s/%s", dir, name);
-    return p;
-}
-
 /* The entry of dir matching name: exactly, in lower case, else ignoring case (the first in
  * byte order, so the choice does not depend on the file system). Media carry upper-case file
  * IDs but are often copied or mounted with lower-case names. NULL when none. */
 static char *match_entry(const char *dir, const char *name) {
     struct stat sb;
-    char *p = join(dir, name);
+    char *p = fs_join(dir, name);
     if (!p || lstat(p, &sb) == 0) return p;
     free(p);
     char lower[256];
     size_t n = strlen(name);
     if (n >= sizeof lower) return NULL;
     for (size_t i = 0; i <= n; i++) lower[i] = (char)tolower((unsigned char)name[i]);
-    if ((p = join(dir, lower)) && lstat(p, &sb) == 0) return p;
+    if ((p = fs_join(dir, lower)) && lstat(p, &sb) == 0) return p;
     free(p);
     DIR *d = opendir(dir);
     if (!d) return NULL;
@@ -178,7 +172,7 @@ static char *match_entry(const char *dir, const char *name) {
             strlen(de->d_name) < sizeof best)
             strcpy(best, de->d_name);
     closedir(d);
-    return best[0] ? join(dir, best) : NULL;
+    return best[0] ? fs_join(dir, best) : NULL;
 }
 
 /* The next component of a ReferencedFileID ("PT0\ST0\IM0": DICOM's separator, CS padding)
@@ -294,12 +288,12 @@ static void scan_dir(walk *w, const char *dir, int depth) {
     if (n) qsort(names, n, sizeof *names, cmp_str);
     for (size_t i = 0; i < n; i++) {
         struct stat sb;
-        char *p = is_dicomdir_name(names[i]) ? join(dir, names[i]) : NULL;
+        char *p = is_dicomdir_name(names[i]) ? fs_join(dir, names[i]) : NULL;
         if (p && stat(p, &sb) == 0 && S_ISREG(sb.st_mode)) scan_dicomdir(w, dir, p, &sb);
         free(p);
     }
     for (size_t i = 0; i < n; i++) {
-        char *p = join(dir, names[i]);
+        char *p = fs_join(dir, names[i]);
         if (p) {
             struct stat sb;
             /* lstat: symbolic links to folders are not followed (no cycles); links to files are. */

@@ -23,7 +23,7 @@ template <typename T>
 aac_status write_image(const aac_volume *v, const T *data, const std::string &path, aac_error *err) {
     using Image = itk::Image<T, 3>;
     char tmp[4096];
-    aac_status st = out_tmp_path(path.c_str(), tmp, sizeof tmp, err);
+    aac_status st = fs_tmp_path(path.c_str(), tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
     try {
         auto img = Image::New();
@@ -52,10 +52,10 @@ aac_status write_image(const aac_volume *v, const T *data, const std::string &pa
         w->SetUseCompression(true);
         w->Update();
     } catch (const std::exception &e) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write: %s", path.c_str(), e.what());
     }
-    return out_commit(tmp, path.c_str(), err);
+    return fs_commit(tmp, path.c_str(), err);
 }
 
 }  // namespace

@@ -1,5 +1,5 @@
 /* out_common.c - what the result writers share: parameters, the resolved probability mapping
- * and label map, atomic files (temp beside the target, fsync, rename), 2.25 UIDs, DS numbers,
+ * and label map, 2.25 UIDs, DS numbers,
  * slice geometry on the source planes. */
 #define _DEFAULT_SOURCE /* getrandom, fsync */
 #include <errno.h>
@@ -102,54 +102,6 @@ aac_status out_check(const aac_results *r, int need_dicom, const char *what, aac
         if (v->dim[0] > 65535 || v->dim[1] > 65535)
             return aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: %d x %d slices do not fit DICOM rows/columns", what,
                             v->dim[0], v->dim[1]);
-    }
-    return AAC_OK;
-}
-
-/* ---------------------------------------------------------------- atomic files */
-
-aac_status out_tmp_path(const char *final, char *tmp, size_t cap, aac_error *err) {
-    const char *slash = strrchr(final, '/');
-    const char *base = slash ? slash + 1 : final;
-    const size_t dir_len = (size_t)(base - final);
-    /* Keep the whole extension (".nii.gz"): ITK picks the format and compression by name. */
-    const char *ext = base[0] ? strchr(base + 1, '.') : NULL;
-    if (!ext) ext = base + strlen(base);
-    for (int attempt = 0; attempt < 16; attempt++) {
-        uint32_t rnd = 0;
-        if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd) rnd = (uint32_t)attempt * 2654435761u;
-        int n = snprintf(tmp, cap, "%.*s.%.*s.tmp-%ld-%08x%s", (int)dir_len, final, (int)(ext - base), base,
-                         (long)getpid(), (unsigned)rnd, ext);
-        if (n < 0 || (size_t)n >= cap) return aac_fail(err, AAC_ERR_ARG, "%s: path too long", final);
-        /* 0666 & ~umask: the result gets the permissions of any new file. */
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-        if (fd >= 0) {
-            close(fd);
-            return AAC_OK;
-        }
-        if (errno != EEXIST)
-            return aac_fail(err, AAC_ERR_IO, "%s: cannot create a file in its folder: %s", final, strerror(errno));
-    }
-    return aac_fail(err, AAC_ERR_IO, "%s: no free temporary name", final);
-}
-
-void out_discard(const char *tmp) {
-    if (tmp && tmp[0]) unlink(tmp);
-}
-
-aac_status out_commit(const char *tmp, const char *final, aac_error *err) {
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
-        const int e = errno;
-        if (fd >= 0) close(fd);
-        out_discard(tmp);
-        return aac_fail(err, AAC_ERR_IO, "%s: cannot flush %s: %s", final, tmp, strerror(e));
-    }
-    close(fd);
-    if (rename(tmp, final) != 0) {
-        const int e = errno;
-        out_discard(tmp);
-        return aac_fail(err, AAC_ERR_IO, "%s: cannot rename the finished file into place: %s", final, strerror(e));
     }
     return AAC_OK;
 }

@@ -6,6 +6,7 @@
 #include <stddef.h>
 
 #include "aaclip_outputs.h"
+#include "fsutil.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,13 +33,6 @@ extern "C" {
 
 /* Device Observer UID of aaclip (a fixed 2.25 UUID, generated once for this project). */
 #define AAC_DEVICE_UID "2.25.157502273302584570175120765648741094825"
-
-/* Creates an empty temporary file beside `final` (same folder, same extension, hidden name).
- * tmp receives its path. */
-aac_status out_tmp_path(const char *final, char *tmp, size_t cap, aac_error *err);
-/* Flushes tmp to disk and renames it to final (replacing it); removes tmp on failure. */
-aac_status out_commit(const char *tmp, const char *final, aac_error *err);
-void out_discard(const char *tmp);
 
 /* New UID in the UUID-derived form 2.25.<128-bit decimal> (PS3.5 B.2), from getrandom(2). */
 aac_status out_uid(char out[AAC_UID_LEN], aac_error *err);

@@ -47,7 +47,7 @@ static void draw_tile(const uint8_t *grey, const float *map, const uint8_t *labe
 
 static aac_status save_png(const char *path, const uint8_t *rgb, int W, int H, aac_error *err) {
     char tmp[4096];
-    aac_status st = out_tmp_path(path, tmp, sizeof tmp, err);
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
     FILE *f = fopen(tmp, "wb");
     png_structp png = f ? png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL) : NULL;
@@ -69,10 +69,10 @@ static aac_status save_png(const char *path, const uint8_t *rgb, int W, int H, a
     free(rows);
     if (f && fclose(f) != 0) ok = 0;
     if (!ok) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write the PNG", path);
     }
-    return out_commit(tmp, path, err);
+    return fs_commit(tmp, path, err);
 }
 
 aac_status aac_write_png_montage(const aac_results *r, const aac_output_params *p, const char *path, aac_error *err) {

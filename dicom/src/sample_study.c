@@ -93,21 +93,21 @@ static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_pha
 static aac_status save_json(const char *path, const aac_ct_phantom_params *p, const aac_ct_phantom *ph,
                             uint64_t uid_seed, aac_error *err) {
     char tmp[4096];
-    aac_status st = out_tmp_path(path, tmp, sizeof tmp, err);
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
     FILE *f = fopen(tmp, "w");
     if (!f) {
         st = aac_fail(err, AAC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        out_discard(tmp);
+        fs_discard(tmp);
         return st;
     }
     write_json(f, p, ph, uid_seed);
     const int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
     }
-    return out_commit(tmp, path, err);
+    return fs_commit(tmp, path, err);
 }
 
 aac_status aac_write_sample_study(const aac_ct_phantom_params *params, const char *dir, aac_error *err) {
@@ -139,9 +139,9 @@ aac_status aac_write_sample_study(const aac_ct_phantom_params *params, const cha
     if (st == AAC_OK) {
         char tmp[4096];
         snprintf(path, sizeof path, "%s/lesion_mask.nii.gz", dir);
-        if ((st = out_tmp_path(path, tmp, sizeof tmp, err)) == AAC_OK) {
-            if ((st = aac_volume_write_nifti(ph->labels, tmp, err)) == AAC_OK) st = out_commit(tmp, path, err);
-            else out_discard(tmp);
+        if ((st = fs_tmp_path(path, tmp, sizeof tmp, err)) == AAC_OK) {
+            if ((st = aac_volume_write_nifti(ph->labels, tmp, err)) == AAC_OK) st = fs_commit(tmp, path, err);
+            else fs_discard(tmp);
         }
     }
     aac_ct_phantom_free(ph);

@@ -22,11 +22,11 @@ static aac_status write_ctbl(const char *dir, const char *name, int kind, int n_
                              aac_error *err) {
     char path[4096], tmp[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    aac_status st = out_tmp_path(path, tmp, sizeof tmp, err);
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
     FILE *f = fopen(tmp, "w");
     if (!f) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write", path);
     }
     fprintf(f, "# Color table written by aaclip %s\n", aac_version());
@@ -47,10 +47,10 @@ static aac_status write_ctbl(const char *dir, const char *name, int kind, int n_
         }
     }
     if (fclose(f) != 0) {
-        out_discard(tmp);
+        fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write", path);
     }
-    return out_commit(tmp, path, err);
+    return fs_commit(tmp, path, err);
 }
 
 static xmlNodePtr node(xmlNodePtr root, const char *tag, const char *id, const char *name) {
@@ -210,12 +210,12 @@ aac_status aac_write_scene(const aac_results *r, const char *dir, aac_error *err
 
     char path[4096], tmp[4096];
     snprintf(path, sizeof path, "%s/scene.mrml", dir);
-    st = out_tmp_path(path, tmp, sizeof tmp, err);
+    st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st == AAC_OK && xmlSaveFormatFileEnc(tmp, doc, "UTF-8", 1) < 0) {
-        out_discard(tmp);
+        fs_discard(tmp);
         st = aac_fail(err, AAC_ERR_IO, "%s: cannot write", path);
     }
     xmlFreeDoc(doc);
     if (st != AAC_OK) return st;
-    return out_commit(tmp, path, err);
+    return fs_commit(tmp, path, err);
 }

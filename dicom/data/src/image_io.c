@@ -13,6 +13,7 @@
 
 #include "data_internal.h"
 #include "error.h"
+#include "fsutil.h"
 
 void aac_image_release(aac_image *im) {
     if (!im) return;
@@ -91,9 +92,13 @@ aac_status aac_image_write_png(const char *path, const aac_image *im, aac_error 
     if (!path || !im || !im->px || (im->channels != 1 && im->channels != 3))
         return aac_fail(err, AAC_ERR_ARG, "aac_image_write_png: bad argument");
     char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
+    if (st) return st;
     FILE *f = fopen(tmp, "wb");
-    if (!f) return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    if (!f) {
+        fs_discard(tmp);
+        return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
     png_err_ctx ctx = {.msg = ""};
     png_structp p = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, png_on_error, png_on_warning);
     png_infop info = p ? png_create_info_struct(p) : NULL;
@@ -122,12 +127,13 @@ aac_status aac_image_write_png(const char *path, const aac_image *im, aac_error 
     png_write_end(p, NULL);
     png_destroy_write_struct(&p, &info);
     free(rows);
-    const int ok = fflush(f) == 0 && fsync(fileno(f)) == 0;
-    if (fclose(f) != 0 || !ok || rename(tmp, path) != 0) {
+    const int ok = fflush(f) == 0;
+    if (fclose(f) != 0 || !ok) {
         aac_status s = aac_fail(err, AAC_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
-        unlink(tmp);
+        fs_discard(tmp);
         return s;
     }
+    if ((st = fs_commit(tmp, path, err))) return st;
     return AAC_OK;
 }
 

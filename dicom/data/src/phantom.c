@@ -12,6 +12,7 @@
 #include "aaclip_synth.h"
 #include "data_internal.h"
 #include "error.h"
+#include "fsutil.h"
 
 aac_phantom_set_params aac_phantom_set_default_params(void) {
     aac_phantom_set_params p = {.seed = 1, .volumes = 8, .size = 256, .slices = 32, .min_lesions = 1,
@@ -111,16 +112,19 @@ aac_status aac_phantom_dataset_write(const char *dir, const aac_phantom_set_para
     snprintf(path, sizeof path, "%s/masks", dir);
     if (make_dir(path)) return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     snprintf(path, sizeof path, "%s/%s", dir, p.jsonl_name);
-    snprintf(tmp, sizeof tmp, "%s.tmp.%d", path, (int)getpid());
+    aac_status s = fs_tmp_path(path, tmp, sizeof tmp, err);
+    if (s) return s;
     FILE *js = fopen(tmp, "w");
-    if (!js) return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
-    aac_status s = AAC_OK;
+    if (!js) {
+        fs_discard(tmp);
+        return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    }
     int lines = 0, anomalous = 0;
     for (int i = 0; i < p.volumes && !s; i++) s = write_volume(dir, &p, i, js, &lines, &anomalous, err);
-    const int ok = fflush(js) == 0 && fsync(fileno(js)) == 0;
+    const int ok = fflush(js) == 0;
     if (fclose(js) != 0 || !ok) s = s ? s : aac_fail(err, AAC_ERR_IO, "%s: cannot write", tmp);
-    if (!s && rename(tmp, path) != 0) s = aac_fail(err, AAC_ERR_IO, "%s: cannot rename: %s", path, strerror(errno));
-    if (s) unlink(tmp);
+    if (s) fs_discard(tmp);
+    else s = fs_commit(tmp, path, err);
     if (!s && n_slices) *n_slices = lines;
     if (!s && n_anomalous) *n_anomalous = anomalous;
     return s;

@@ -62,7 +62,7 @@ st_writer *st_writer_new(void);
 aac_status st_writer_add(st_writer *w, const char *name, st_dtype dtype, int ndim,
                          const int64_t *shape, const void *data, aac_error *err);
 aac_status st_writer_set_metadata(st_writer *w, const char *key, const char *value, aac_error *err);
-/* Atomic: writes PATH.tmp.<pid> then renames to path. */
+/* Atomic: written under a hidden temporary name in the same folder, then renamed (fsutil.h). */
 aac_status st_writer_save(const st_writer *w, const char *path, aac_error *err);
 void st_writer_free(st_writer *w);
 #endif
