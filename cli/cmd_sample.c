@@ -1,5 +1,5 @@
 /* cmd_sample.c - `aaclip make-sample-study`: the synthetic CT study with planted lesions that
- * testdata/sample-study holds (dicom/src/sample_study.c does the work). */
+ * testdata/sample-study holds (dicom/synth/sample_study.c does the work). */
 #include <stdio.h>
 #include <string.h>
 

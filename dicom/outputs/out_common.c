@@ -1,6 +1,5 @@
 /* out_common.c - what the result writers share: parameters, the resolved probability mapping
- * and label map, 2.25 UIDs, DS numbers,
- * slice geometry on the source planes. */
+ * and label map, 2.25 UIDs, DS numbers, slice geometry on the source planes. */
 #define _DEFAULT_SOURCE /* getrandom, fsync */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,4 +1,4 @@
-/* outputs.h - what the result writers share (internal): atomic files, UIDs, DICOM number
+/* outputs.h - what the result writers share (internal): UIDs, DICOM number
  * formatting, the private coding scheme, slice geometry. C and C++ (extern "C"). */
 #ifndef AAC_OUTPUTS_INTERNAL_H
 #define AAC_OUTPUTS_INTERNAL_H
