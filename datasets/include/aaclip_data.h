@@ -23,21 +23,14 @@
 #include <stdint.h>
 
 #include "aaclip.h"
+#include "aaclip_dicom.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* 8-bit image, channels 1 (grey) or 3 (RGB), interleaved, row-major. */
-typedef struct aac_image {
-    int w, h, channels;
-    uint8_t *px;
-} aac_image;
-
-void aac_image_release(aac_image *im); /* frees px, zeroes the struct */
+/* Any image reference above as 8-bit grey or RGB (aac_image: aaclip_dicom.h). */
 aac_status aac_image_read(const char *ref, aac_image *out, aac_error *err);
-/* PNG (grey or RGB, 8-bit), written to a temporary file and renamed. */
-aac_status aac_image_write_png(const char *path, const aac_image *im, aac_error *err);
 
 /* ------------------------------------------------------------------ datasets */
 /* One line of a dataset: {"image_path", "label" (0/1), "class_name", "mask_path"} as AA-CLIP

@@ -6,7 +6,7 @@
 #include "aaclip_data.h"
 
 /* Allocates w x h x channels pixels (errors name `what`). */
-aac_status image_alloc(aac_image *im, int w, int h, int channels, const char *what, aac_error *err);
+aac_status aac_image_alloc(aac_image *im, int w, int h, int channels, const char *what, aac_error *err);
 /* "path#z=N" -> path and N; z = -1 without a suffix. */
 aac_status image_ref_split(const char *ref, char *path, size_t cap, int *z, aac_error *err);
 /* Reads an image reference; mask = 1: volume/DICOM voxels > 0 become 255 instead of being

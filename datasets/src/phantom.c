@@ -60,7 +60,7 @@ static aac_status write_volume(const char *dir, const aac_phantom_set_params *p,
     if ((s = aac_volume_norm(ph->ct, 0, &np, &norm, err))) goto done;
     const int X = ph->ct->dim[0], Y = ph->ct->dim[1], Z = ph->ct->dim[2];
     aac_image img = {0}, mask = {0};
-    if ((s = image_alloc(&img, X, Y, 1, "phantom slice", err)) || (s = image_alloc(&mask, X, Y, 1, "phantom mask", err)))
+    if ((s = aac_image_alloc(&img, X, Y, 1, "phantom slice", err)) || (s = aac_image_alloc(&mask, X, Y, 1, "phantom mask", err)))
         goto slices_done;
     for (int z = 0; z < Z && !s; z++) {
         if ((s = aac_volume_slice_u8(ph->ct, &norm, 0, z, img.px, err))) break;

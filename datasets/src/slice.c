@@ -69,7 +69,7 @@ aac_status slice_read(const char *path, int z, int mask, aac_image *out, aac_err
     int w = 0, h = 0;
     if (!s) {
         aac_volume_slice_size(v, n.axis, &w, &h);
-        s = image_alloc(out, w, h, 1, path, err);
+        s = aac_image_alloc(out, w, h, 1, path, err);
     }
     if (!s) s = aac_volume_slice_u8(v, &n, 0, z < 0 ? 0 : z, out->px, err);
     if (s) aac_image_release(out);

@@ -134,6 +134,27 @@ void aac_scan_free(aac_scan *s);
 /* Human-readable name of a transfer syntax UID ("JPEG 2000 (lossless only)"), or the UID. */
 const char *aac_transfer_syntax_name(const char *uid);
 
+/* ---------------------------------------------------------------- pictures */
+/* 8-bit image, channels 1 (grey) or 3 (RGB), interleaved, row-major: a PNG or JPEG picture
+ * (the industrial / photograph case, training images), kept in colour. */
+typedef struct aac_image {
+    int w, h, channels;
+    uint8_t *px;
+} aac_image;
+
+enum { AAC_PICTURE_PNG = 1, AAC_PICTURE_JPEG = 2 };
+/* AAC_PICTURE_PNG / _JPEG when the first n bytes of a file are a PNG signature or a JPEG SOI
+ * followed by a marker; 0 otherwise. */
+int aac_picture_kind(const unsigned char *head, size_t n);
+/* PNG or JPEG by content: 16-bit PNG keeps the high byte, palette and grey+alpha are
+ * expanded, alpha is dropped; CMYK JPEG is refused. */
+aac_status aac_picture_read(const char *path, aac_image *out, aac_error *err);
+/* PNG (grey or RGB, 8-bit), written to a temporary file and renamed. */
+aac_status aac_image_write_png(const char *path, const aac_image *im, aac_error *err);
+/* w x h x channels pixels, uninitialised (errors name `what`); frees nothing. */
+aac_status aac_image_alloc(aac_image *im, int w, int h, int channels, const char *what, aac_error *err);
+void aac_image_release(aac_image *im); /* frees px, zeroes the struct */
+
 /* ---------------------------------------------------------------- 8-bit slices */
 typedef enum aac_norm_mode {
     AAC_NORM_AUTO = 0,       /* CT: window (preset from body part, else abdomen); others: percentiles */

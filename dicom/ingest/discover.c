@@ -91,11 +91,6 @@ static int has_dicom_name(const char *path) {
     return dot && (!strcasecmp(dot, ".dcm") || !strcasecmp(dot, ".dicom") || !strcasecmp(dot, ".ima"));
 }
 
-/* PNG signature, or JPEG SOI followed by a marker. */
-static int looks_like_image(const unsigned char *b, size_t n) {
-    return (n >= 8 && !memcmp(b, "\x89PNG\r\n\x1a\n", 8)) || (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF);
-}
-
 /* Appends a copy of path to a list of paths; a note when memory runs out. */
 static void add_path(aac_scan *s, char ***list, int *n, int *cap, const char *path) {
     if (*n == *cap) {
@@ -127,7 +122,7 @@ static void scan_file(walk *w, const char *path, const struct stat *sb) {
         fclose(f);
     }
     if (!looks_like_dicom(head, n_head)) {
-        if (looks_like_image(head, n_head)) {
+        if (aac_picture_kind(head, n_head)) {
             add_path(s, &s->image_files, &s->n_image_files, &s->cap_image_files, path);
             return;
         }

@@ -1,5 +1,5 @@
-/* image_io.c - PNG (libpng) and JPEG (libjpeg-turbo) in, PNG out; everything else that
- * aac_image_read accepts goes to slice.c. */
+/* picture_io.c - pictures (the industrial / photograph case, and training images): PNG
+ * (libpng) and JPEG (libjpeg-turbo) in, recognised by content, in colour; PNG out (atomic). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <setjmp.h>
@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "data_internal.h"
+#include "aaclip_dicom.h"
 #include "error.h"
 #include "fsutil.h"
 
@@ -21,7 +21,7 @@ void aac_image_release(aac_image *im) {
     memset(im, 0, sizeof *im);
 }
 
-aac_status image_alloc(aac_image *im, int w, int h, int channels, const char *what, aac_error *err) {
+aac_status aac_image_alloc(aac_image *im, int w, int h, int channels, const char *what, aac_error *err) {
     memset(im, 0, sizeof *im);
     if (w <= 0 || h <= 0 || w > 65536 || h > 65536)
         return aac_fail(err, AAC_ERR_FORMAT, "%s: unsupported image size %d x %d", what, w, h);
@@ -73,7 +73,7 @@ static aac_status read_png(const char *path, FILE *f, aac_image *out, aac_error 
     const int channels = png_get_channels(p, info);
     const int w = (int)png_get_image_width(p, info), h = (int)png_get_image_height(p, info);
     if (channels != 1 && channels != 3) png_error(p, "unexpected channel count after expansion");
-    aac_status s = image_alloc(out, w, h, channels, path, err);
+    aac_status s = aac_image_alloc(out, w, h, channels, path, err);
     if (s) {
         png_destroy_read_struct(&p, &info, NULL);
         return s;
@@ -176,7 +176,7 @@ static aac_status read_jpeg(const char *path, FILE *f, aac_image *out, aac_error
                         (int)d.jpeg_color_space);
     }
     jpeg_start_decompress(&d);
-    aac_status s = image_alloc(out, (int)d.output_width, (int)d.output_height, d.output_components, path, err);
+    aac_status s = aac_image_alloc(out, (int)d.output_width, (int)d.output_height, d.output_components, path, err);
     if (s) {
         jpeg_destroy_decompress(&d);
         return s;
@@ -190,35 +190,26 @@ static aac_status read_jpeg(const char *path, FILE *f, aac_image *out, aac_error
     return AAC_OK;
 }
 
-/* ------------------------------------------------------------------ dispatch */
+/* ------------------------------------------------------------------ by content */
 
-aac_status image_read(const char *ref, int mask, aac_image *out, aac_error *err) {
-    if (!ref || !out) return aac_fail(err, AAC_ERR_ARG, "aac_image_read: NULL argument");
+int aac_picture_kind(const unsigned char *head, size_t n) {
+    if (n >= 8 && !png_sig_cmp(head, 0, 8)) return AAC_PICTURE_PNG;
+    if (n >= 3 && head[0] == 0xff && head[1] == 0xd8 && head[2] == 0xff) return AAC_PICTURE_JPEG;
+    return 0;
+}
+
+aac_status aac_picture_read(const char *path, aac_image *out, aac_error *err) {
+    if (!path || !out) return aac_fail(err, AAC_ERR_ARG, "aac_picture_read: NULL argument");
     memset(out, 0, sizeof *out);
-    char path[4096];
-    int z = -1;
-    aac_status s = image_ref_split(ref, path, sizeof path, &z, err);
-    if (s) return s;
-    unsigned char magic[8] = {0};
     FILE *f = fopen(path, "rb");
-    if (!f) {
-        /* a folder of DICOM files cannot be fopen'ed for reading on every system */
-        if (errno == EISDIR) return slice_read(path, z, mask, out, err);
-        return aac_fail(err, AAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    }
-    const size_t got = fread(magic, 1, sizeof magic, f);
-    if (got == sizeof magic && !png_sig_cmp(magic, 0, 8)) {
-        rewind(f);
-        s = z > 0 ? aac_fail(err, AAC_ERR_ARG, "%s: a PNG has one slice (#z=%d)", path, z) : read_png(path, f, out, err);
-    } else if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff) {
-        rewind(f);
-        s = z > 0 ? aac_fail(err, AAC_ERR_ARG, "%s: a JPEG has one slice (#z=%d)", path, z) : read_jpeg(path, f, out, err);
-    } else {
-        fclose(f);
-        return slice_read(path, z, mask, out, err);
-    }
+    if (!f) return aac_fail(err, AAC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    unsigned char head[8];
+    const size_t got = fread(head, 1, sizeof head, f);
+    rewind(f);
+    const int kind = aac_picture_kind(head, got);
+    aac_status s = kind == AAC_PICTURE_PNG    ? read_png(path, f, out, err)
+                   : kind == AAC_PICTURE_JPEG ? read_jpeg(path, f, out, err)
+                                              : aac_fail(err, AAC_ERR_FORMAT, "%s: not a PNG or JPEG picture", path);
     fclose(f);
     return s;
 }
-
-aac_status aac_image_read(const char *ref, aac_image *out, aac_error *err) { return image_read(ref, 0, out, err); }
