@@ -12,6 +12,12 @@
 #endif
 
 const char *default_tokenizer_path(void) { return AACLIP_DATA_DIR "/bpe_simple_vocab_16e6.txt.gz"; }
+const char *default_demo_model_path(void) { return AACLIP_DEMO_MODEL; }
+
+int model_opts_overridden(const model_opts *o) {
+    return o->tokenizer || o->params.image_size || o->params.vision_head_width || o->params.text_heads ||
+           o->params.activation != AAC_ACT_DEFAULT;
+}
 
 int parse_int(const char *opt, const char *s, int lo, int hi, int *out) {
     char *end;

@@ -233,6 +233,9 @@ aac_status aac_encode_image(aac_model *m, const float *image, int adapted,
 aac_status aac_anomaly_maps(aac_model *m, const aac_vision_out *v, const float *T,
                             aac_domain domain, float **level_maps, float *sum,
                             float *score_det, aac_error *err);
+/* The reference's image-level score from a map's maximum and score_det: the maximum (medical),
+ * or their mean (industrial). */
+float aac_image_score(aac_domain domain, float map_max, float score_det);
 
 #ifdef __cplusplus
 }

@@ -82,3 +82,7 @@ aac_status aac_anomaly_maps(aac_model *m, const aac_vision_out *v, const float *
     }
     return AAC_OK;
 }
+
+float aac_image_score(aac_domain domain, float map_max, float score_det) {
+    return domain == AAC_DOMAIN_INDUSTRIAL ? 0.5f * map_max + 0.5f * score_det : map_max;
+}

@@ -357,7 +357,7 @@ static aac_status compute_set(eval_set *s, int64_t min_lesion_pixels, aac_error 
     }
     for (int i = 0; i < n; i++) {
         const float m = norm01(s->map_max.v[i], s->mn, d);
-        score[i] = s->r.domain == AAC_DOMAIN_INDUSTRIAL ? 0.5f * m + 0.5f * norm01(s->det.v[i], smn, smx - smn) : m;
+        score[i] = aac_image_score(s->r.domain, m, norm01(s->det.v[i], smn, smx - smn));
         lab[i] = s->lab.v[i] != 0;
     }
     st = aac_binary_metrics(score, lab, (size_t)n, &s->r.image_auroc, &s->r.image_ap, err);

@@ -3,7 +3,7 @@
  * the embedding size) and holds the key again, so a hash collision or a stale file is caught
  * on reading rather than returning another model's anchors. */
 #define _XOPEN_SOURCE 700
-#include "anchor_cache.h"
+#include "score_internal.h"
 
 #include <stdint.h>
 #include <stdio.h>

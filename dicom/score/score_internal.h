@@ -1,0 +1,65 @@
+/* score_internal.h - what the scoring pipeline's files share (internal). */
+#ifndef AAC_SCORE_INTERNAL_H
+#define AAC_SCORE_INTERNAL_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "aaclip_score.h"
+
+/* ---------------------------------------------------------------- anchor_cache.c */
+/* T [E x 2] for `description`: read from the cache when an entry for this model (identified
+ * by its weight files' paths, sizes and modification times) and description exists, else
+ * computed with aac_text_anchors and stored. The cache lives in $AACLIP_CACHE_DIR, else
+ * $XDG_CACHE_HOME/aaclip, else ~/.cache/aaclip; when it cannot be used, anchors are just
+ * computed. *from_cache tells which happened (may be NULL). */
+aac_status anchors_cached(aac_model *m, const aac_tokenizer *tok, const char *const *model_files,
+                          int n_files, const char *description, float *T, int *from_cache,
+                          aac_error *err);
+
+/* ---------------------------------------------------------------- slice_map.c */
+/* Bilinear (half-pixel centres) resize of the S x S map to the slice's w x h. */
+void map_to_slice(const float *src, int S, float *dst, int w, int h);
+/* Writes slice `index` across `axis` back into the volume map [nz ny nx] at the place
+ * aac_volume_slice_u8 read it from. */
+void place_slice(const aac_volume *v, int axis, int index, const float *slice, float *map);
+/* 1 when the 8-bit slice is outside the body: under 0.5 % of its pixels above the display
+ * floor (16). */
+int air_only(const uint8_t *px, size_t n);
+
+/* ---------------------------------------------------------------- score.c */
+struct aac_scorer {
+    aac_model *m;
+    const aac_tokenizer *tok;
+    aac_score_params p;        /* resolved */
+    char *class_text;          /* owned copy behind p.class_text */
+    char *model_name;          /* owned copy behind p.model_name */
+    int region_level;          /* regions at thresholds[region_level - 1] */
+    int S, E, Np;
+    float *T;                  /* [E x 2] anchors */
+    aac_vision_out v;
+    float *input, *map_s;      /* [3 S S], [S S] */
+    int calibrated;
+    aac_calibration cal;
+};
+
+/* Slices of the batch (or of the one series) done so far, and in all. */
+typedef struct score_progress {
+    int64_t done, total;
+} score_progress;
+
+/* Seconds on a monotonic clock. */
+double score_now(void);
+/* A series of scan (pic NULL) or the picture pic into dir (its final name); row_index (>= 0)
+ * is recorded as "series_index". The result's row and state as aac_score_series says. */
+aac_status score_one(aac_scorer *sc, const aac_scan *scan, int idx, int row_index, const char *pic,
+                     const char *dir, score_progress *pg, aac_score_result *r, aac_error *err);
+/* Log through the params' callback (no-op without one). */
+void score_log(const aac_scorer *sc, aac_score_event ev, const char *series, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* ---------------------------------------------------------------- summary.c */
+/* The row of a series before scoring: who it is and where its results go. */
+json_t *summary_row_new(const aac_series_info *si, const char *picture, const char *out_dir);
+#endif
