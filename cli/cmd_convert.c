@@ -130,7 +130,13 @@ int cmd_convert(int argc, char **argv) {
         }
         for (int k = 0; k < v->n_warnings; k++)
             fprintf(stderr, "warning: series %d (%s): %s\n", in->series_number, v->source, v->warnings[k]);
-        if (aac_volume_write_nifti_axes(v, in->nifti_axes, path, &err) != AAC_OK) {
+        /* dcm2niix's statement of the grid (its slice spacing and anchor), in its voxel order */
+        aac_volume w = *v;
+        if (in->nifti_spacing[0] > 0) {
+            memcpy(w.origin, in->nifti_origin, sizeof w.origin);
+            memcpy(w.spacing, in->nifti_spacing, sizeof w.spacing);
+        }
+        if (aac_volume_write_nifti_axes(&w, in->nifti_axes, path, &err) != AAC_OK) {
             fprintf(stderr, "error: %s\n", err.message);
             failed++;
         } else {

@@ -115,6 +115,12 @@ typedef struct aac_series_info {
      * orthogonal orientation nearest to RAS). The volume itself keeps the layout above; pass
      * this to aac_volume_write_nifti_axes. {1, 2, 3} for volume files. */
     int nifti_axes[3];
+    /* The same grid as dcm2niix states it (origin and spacing of the volume's layout, direction
+     * unchanged): it takes the slice spacing from the first two images in instance order and
+     * places the stack from the first, where the volume fits all slices; they differ by the
+     * rounding of the positions. `aaclip convert` writes these. Zero for volume files. */
+    double nifti_origin[3];
+    double nifti_spacing[3];
     int n_files;
     const char *first_file;
     int n_warnings;           /* geometry problems found from the headers */

@@ -33,6 +33,8 @@ int get_int(DcmItem *it, const DcmTagKey &tag, int dflt) {
     if (it && it->findAndGetSint32(tag, v).good()) return (int)v;
     Uint16 u;
     if (it && it->findAndGetUint16(tag, u).good()) return (int)u;
+    Sint16 i16;
+    if (it && it->findAndGetSint16(tag, i16).good()) return (int)i16;
     return dflt;
 }
 
@@ -73,6 +75,22 @@ void type_key(const char *image_type, char *dst, size_t cap) {
     if (m) *m = '\0';
     if (!strcmp(buf, "MOSAIC")) buf[0] = '\0';
     copy_trim(dst, cap, buf);
+}
+
+// 1 when some occurrence of tag anywhere in the dataset (nested items too) has a value that
+// pred accepts. dcm2niix reads attributes wherever they are (a Philips EchoPlanarPulseSequence
+// may sit in a nested item only), and its voxel order depends on them.
+template <typename Pred>
+int any_value(DcmItem *ds, const DcmTagKey &tag, Pred pred) {
+    DcmStack stack;
+    E_SearchMode mode = ESM_fromHere;
+    while (ds->search(tag, stack, mode, OFTrue).good()) {
+        mode = ESM_afterStackTop;
+        DcmObject *o = stack.top();
+        OFString v;
+        if (o && o->isLeaf() && static_cast<DcmElement *>(o)->getOFStringArray(v).good() && pred(v.c_str())) return 1;
+    }
+    return 0;
 }
 
 // Private blocks (Siemens, Philips) are found by their creator, not by a fixed element number.
@@ -255,6 +273,45 @@ const char *photometric_problem(const dcm_file &f, char *why, size_t cap) {
     return why;
 }
 
+// GE keeps phase, real and imaginary images and the Hz field map of a B0map series in one
+// series with ImageType ORIGINAL\PRIMARY\OTHER for all: RawDataType (0043,xx2F) says 1/2/3 for
+// phase/real/imaginary, and a B0map sequence (PulseSequenceName (0019,xx9C) "b0map", or
+// InternalPulseSequenceName (0019,xx9E) "B0map") stores the field map [Hz] as its first volume
+// (instance number <= LocationsInAcquisition (0021,xx4F)) and the magnitude after it; an
+// epi_pepolar series holds both phase-encoding polarities. The type key gets a value for each,
+// so series.c keeps them apart as dcm2niix does.
+void ge_types(DcmDataset *ds, const dcm_file &f, dcm_frame *base) {
+    const char *add = nullptr;
+    int p = private_block(ds, 0x0043, "GEMS_PARM_01");
+    if (p >= 0) {
+        static const char *const kind[] = {nullptr, "PHASE", "REAL", "IMAGINARY"};
+        const int t = get_int(ds, DcmTagKey(0x0043, (Uint16)((p << 8) | 0x2F)), 0);
+        if (t >= 1 && t <= 3) add = kind[t];
+    }
+    int a = private_block(ds, 0x0019, "GEMS_ACQU_01"), r = private_block(ds, 0x0021, "GEMS_RELA_01");
+    if (a >= 0 && r >= 0) {
+        char seq[AAC_LO_LEN] = "", internal[AAC_LO_LEN] = "";
+        get_str(ds, DcmTagKey(0x0019, (Uint16)((a << 8) | 0x9C)), seq, sizeof seq);
+        get_str(ds, DcmTagKey(0x0019, (Uint16)((a << 8) | 0x9E)), internal, sizeof internal);
+        const int locations = get_int(ds, DcmTagKey(0x0021, (Uint16)((r << 8) | 0x4F)), 0);
+        const int images = get_int(ds, DCM_ImagesInAcquisition, 0);
+        if ((strstr(seq, "b0map") || !strcmp(internal, "B0map")) && locations > 0 && images > locations &&
+            f.instance_number > 0 && f.instance_number <= locations)
+            add = "B0MAP_HZ";
+        // epi_pepolar acquires both phase-encoding polarities in one series (UserData12
+        // (0019,xxB3): 2 = reversed then forward, 3 = forward then reversed, by temporal
+        // position): the two are different acquisitions (dcm2niix adds 1000 to the series
+        // number of the reversed volumes).
+        const int mode = (int)std::lround(get_f64(ds, DcmTagKey(0x0019, (Uint16)((a << 8) | 0xB3)), 0));
+        const int vol = get_int(ds, DCM_TemporalPositionIdentifier, 0);
+        if (strstr(seq, "epi_pepolar") && vol > 0 && ((mode == 2 && vol % 2 == 1) || (mode == 3 && vol % 2 == 0)))
+            add = "PEPOLAR_REVERSED";
+    }
+    if (!add) return;
+    const size_t n = strlen(base->frame_type);
+    snprintf(base->frame_type + n, sizeof base->frame_type - n, "%s%s", n ? "\\" : "", add);
+}
+
 void siemens_csa(DcmDataset *ds, dcm_file *f) {
     int b = private_block(ds, 0x0029, "SIEMENS CSA HEADER");
     if (b >= 0) {
@@ -264,10 +321,12 @@ void siemens_csa(DcmDataset *ds, dcm_file *f) {
         if (ds->findAndGetElement(DcmTagKey(0x0029, (Uint16)((b << 8) | 0x10)), el).good() && el &&
             el->getUint8Array(const_cast<Uint8 *&>(data)).good() && data) {
             len = el->getLength();
-            csa_parse(data, len, &f->mosaic_images, &f->has_csa_normal, f->csa_normal);
+            int mosaic = 0;
+            csa_parse_slice(data, len, &mosaic, &f->has_csa_normal, f->csa_normal, &f->csa_slice);
+            if (strstr(f->image_type, "MOSAIC")) f->mosaic_images = mosaic;
         }
     }
-    if (f->mosaic_images == 0) {  // older files: (0019,xx0A) NumberOfImagesInMosaic
+    if (f->mosaic_images == 0 && strstr(f->image_type, "MOSAIC")) {  // older files: (0019,xx0A)
         int m = private_block(ds, 0x0019, "SIEMENS MR HEADER");
         if (m >= 0) f->mosaic_images = get_int(ds, DcmTagKey(0x0019, (Uint16)((m << 8) | 0x0A)), 0);
     }
@@ -347,12 +406,12 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
     if (f.n_frames < 1) f.n_frames = 1;
     // dcm2niix stores 3-D (non-EPI) acquisitions in the orthogonal orientation nearest to its
     // space; these say whether a series is one (series.c, aac_series_info.nifti_axes).
-    char acq[AAC_CS_LEN] = "", seq[AAC_LO_LEN] = "", epi[AAC_CS_LEN] = "";
+    char acq[AAC_CS_LEN] = "";
     get_str(ds, DCM_MRAcquisitionType, acq, sizeof acq);
-    get_str(ds, DCM_ScanningSequence, seq, sizeof seq);
-    get_str(ds, DCM_EchoPlanarPulseSequence, epi, sizeof epi);
     f.mr_3d = !strcmp(acq, "3D");
-    f.epi = strstr(seq, "EP") != nullptr || epi[0] == 'Y';
+    if (!strcmp(f.modality, "MR"))
+        f.epi = any_value(ds, DCM_ScanningSequence, [](const char *v) { return strstr(v, "EP") != nullptr; }) ||
+                any_value(ds, DCM_EchoPlanarPulseSequence, [](const char *v) { return v[0] == 'Y'; });
 
     if (f.rows <= 0 || f.cols <= 0 || f.rows > 65535 || f.cols > 65535)
         return aac_fail(err, AAC_ERR_FORMAT, "%s: bad image size %d x %d", path, f.cols, f.rows);
@@ -407,8 +466,8 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
             f.mr_3d = !strcmp(acq, "3D");
         }
     }
-    if (strncmp(f.manufacturer, "SIEMENS", 7) == 0 || strncmp(f.manufacturer, "Siemens", 7) == 0)
-        if (strstr(f.image_type, "MOSAIC")) siemens_csa(ds, &f);
+    f.csa_slice = -1;
+    if (strncmp(f.manufacturer, "SIEMENS", 7) == 0 || strncmp(f.manufacturer, "Siemens", 7) == 0) siemens_csa(ds, &f);
 
     // Frame template from the top-level (classic) attributes.
     dcm_frame base;
@@ -430,6 +489,7 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
     base.thickness = f.slice_thickness;
     type_key(f.image_type, base.frame_type, sizeof base.frame_type);
     base.derived = type_derived(f.image_type);
+    if (!strncmp(f.manufacturer, "GE", 2)) ge_types(ds, f, &base);
     {
         diffusion d;
         diffusion_read(ds, &d);

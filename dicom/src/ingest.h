@@ -49,6 +49,7 @@ typedef struct dcm_file {
     int mosaic_images;                     /* Siemens CSA NumberOfImagesInMosaic, 0 = none */
     int has_csa_normal;
     double csa_normal[3];                  /* Siemens CSA SliceNormalVector */
+    int csa_slice;                         /* Siemens CSA ProtocolSliceNumber, -1 absent */
 } dcm_file;
 
 /* One 2-D image: a frame of a file, or one tile of a mosaic frame. */
@@ -138,14 +139,17 @@ int samples_unpack(const void *raw, size_t n, const dcm_file *f, int planar, int
 int scan_add_frame(aac_scan *s, const dcm_frame *fr);  /* 0 on success, -1 out of memory */
 /* Siemens CSA header: NumberOfImagesInMosaic and SliceNormalVector (0 when absent). */
 void csa_parse(const uint8_t *data, size_t len, int *n_mosaic, int *has_normal, double normal[3]);
+/* The same and ProtocolSliceNumber (left as it is when absent). */
+void csa_parse_slice(const uint8_t *data, size_t len, int *n_mosaic, int *has_normal, double normal[3],
+                     int *protocol_slice);
 /* Replaces the mosaic frames of file `fi` by one frame per tile with corrected positions. */
 int mosaic_expand(aac_scan *s, int fi, int first_frame);
 /* dcm2niix's voxel order for a volume of this geometry (nifti_order.c): axes as in
  * aac_series_info.nifti_axes. acq_3d: a 3-D non-EPI single-volume acquisition of several
- * slices; even: its slices are evenly spaced; mosaic_reversed: a mosaic whose tiles run
- * against the layout's normal. */
+ * slices; even: its slices are evenly spaced; z_reversed: dcm2niix stacks the slices against
+ * the layout's normal (a mosaic whose tiles run that way; a reversed ProtocolSliceNumber). */
 void nifti_order(const double origin[3], const double dir[9], const double spacing[3], const int dim[3],
-                 int acq_3d, int even, int mosaic_reversed, int axes[3]);
+                 int acq_3d, int even, int z_reversed, int axes[3]);
 /* Groups the scan's frames into series and lays out their geometry. */
 aac_status series_build(aac_scan *s, aac_error *err);
 /* Copies n-1 characters and terminates; trims trailing spaces (DICOM padding). */

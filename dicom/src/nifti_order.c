@@ -4,7 +4,9 @@
  * saveDcm2NiiCore, nii_ortho.cpp nii_setOrtho):
  *  - rows are flipped (its default isFlipY): the first stored row is the last image row;
  *  - slices run along the normal (it flips a stack stored the other way), except Siemens mosaics,
- *    whose tiles keep their order along the CSA SliceNormalVector;
+ *    whose tiles keep their order along the CSA SliceNormalVector; a Siemens series whose first
+ *    image (lowest instance number) has CSA ProtocolSliceNumber > 1 is reversed on top of that
+ *    (a classic stack then runs against its instance order);
  *  - a 3-D (MRAcquisitionType 3D), non-EPI, single-volume series is not row-flipped: it is
  *    turned into the orthogonal orientation nearest to its RAS space (isRotate3DAcq: an axis
  *    permutation and flips picked by the sform, as nii_setOrtho does), or left as stored when
@@ -89,16 +91,31 @@ static void best_orient(double s[3][4], const int f[3], int axes[3]) {
 }
 
 void nifti_order(const double origin[3], const double dir[9], const double spacing[3], const int dim[3],
-                 int acq_3d, int even, int mosaic_reversed, int axes[3]) {
+                 int acq_3d, int even, int z_reversed, int axes[3]) {
     axes[0] = 1;
     axes[1] = -2;
-    axes[2] = mosaic_reversed ? -3 : 3;
+    axes[2] = z_reversed ? -3 : 3;
     if (!acq_3d) return;
-    axes[1] = 2; /* no row flip: a 3-D acquisition is turned, or left as stored when uneven */
-    double s[3][4];
-    sform_ras(origin, dir, spacing, s);
+    /* no row flip: a 3-D acquisition is turned, or left as stored when uneven; the turn starts
+     * from the stored order (slices reversed where dcm2niix reverses them) */
+    axes[1] = 2;
+    double s[3][4], o[3], d[9];
+    memcpy(o, origin, sizeof o);
+    memcpy(d, dir, sizeof d);
+    if (z_reversed)
+        for (int r = 0; r < 3; r++) {
+            o[r] += dir[r * 3 + 2] * spacing[2] * (dim[2] - 1);
+            d[r * 3 + 2] = -dir[r * 3 + 2];
+        }
+    sform_ras(o, d, spacing, s);
     if (!even || canonical(s)) return;
-    int flip[3];
+    int flip[3], turn[3];
     min_corner_flip(s, dim, flip);
-    best_orient(s, flip, axes);
+    best_orient(s, flip, turn);
+    /* written axis a is start axis |turn[a]|, and start axis k is the layout's axes[k] */
+    const int start[3] = {axes[0], axes[1], axes[2]};
+    for (int a = 0; a < 3; a++) {
+        const int k = (turn[a] < 0 ? -turn[a] : turn[a]) - 1;
+        axes[a] = turn[a] < 0 ? -start[k] : start[k];
+    }
 }

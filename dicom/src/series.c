@@ -247,6 +247,36 @@ static int instances_absent(const inst_index *ix, const dcm_file *rf, int lo, in
 
 static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
 
+/* dcm2niix's statement of the same grid (aac_series_info.nifti_origin / nifti_spacing): for a
+ * stack of single-frame images it takes the slice spacing as the distance between the first two
+ * images in instance order and places the stack from the first one; ours fits all slices. The
+ * two differ by the rounding of the positions (0.0001 mm a slice adds up over a long stack).
+ * Slot `lowest` holds the image of lowest instance number. */
+static void nifti_geometry(const aac_scan *s, dcm_series *ser, int lowest, const double nrm[3]) {
+    aac_series_info *in = &ser->info;
+    const int nz = in->dim[2], n = nz * in->dim[3];
+    memcpy(in->nifti_origin, ser->origin, sizeof in->nifti_origin);
+    memcpy(in->nifti_spacing, ser->spacing, sizeof in->nifti_spacing);
+    const dcm_frame *a = &s->frames[ser->order[lowest]];
+    if (nz < 2 || !a->has_ipp || a->tile >= 0 || s->files[a->file].n_frames != 1) return;
+    int second = -1; /* the next instance number */
+    const int ia = s->files[a->file].instance_number;
+    for (int q = 0; q < n; q++) {
+        const int iq = s->files[s->frames[ser->order[q]].file].instance_number;
+        if (q != lowest && iq >= ia &&
+            (second < 0 || iq < s->files[s->frames[ser->order[second]].file].instance_number))
+            second = q;
+    }
+    if (second < 0) return;
+    const dcm_frame *b = &s->frames[ser->order[second]];
+    double d = 0;
+    for (int i = 0; i < 3; i++) d += (b->ipp[i] - a->ipp[i]) * (b->ipp[i] - a->ipp[i]);
+    d = sqrt(d);
+    if (!b->has_ipp || !(d > POS_TOL) || fabs(d - ser->spacing[2]) > 0.01 * ser->spacing[2]) return;
+    in->nifti_spacing[2] = d;
+    for (int i = 0; i < 3; i++) in->nifti_origin[i] = a->ipp[i] - (lowest % nz) * d * nrm[i];
+}
+
 /* Lays out one series: order[], dims, origin, spacing, direction, dcm2niix's order and warnings. */
 static aac_status layout(aac_scan *s, dcm_series *ser, const inst_index *ix, aac_error *err) {
     const int n = ser->n_frames;
@@ -408,9 +438,20 @@ static aac_status layout(aac_scan *s, dcm_series *ser, const inst_index *ix, aac
         if (fabs(g - g0) > 0.1 * fabs(g0)) even = 0;
     }
     const int acq_3d = rf->mr_3d && !rf->epi && nt == 1 && nz > 1;
-    const int mosaic_rev = rf->mosaic_images > 0 && rf->has_csa_normal &&
-                           rf->csa_normal[0] * nrm[0] + rf->csa_normal[1] * nrm[1] + rf->csa_normal[2] * nrm[2] < 0;
-    nifti_order(ser->origin, ser->direction, ser->spacing, in->dim, acq_3d, even, mosaic_rev, in->nifti_axes);
+    int z_rev = rf->mosaic_images > 0 && rf->has_csa_normal &&
+                rf->csa_normal[0] * nrm[0] + rf->csa_normal[1] * nrm[1] + rf->csa_normal[2] * nrm[2] < 0;
+    /* Siemens: the first image (lowest instance number) with ProtocolSliceNumber > 1 makes
+     * dcm2niix reverse its stack: a mosaic's tiles, or a classic stack's instance order (which
+     * runs along our normal when that image is in the lower half) */
+    int lowest = 0;
+    for (int q = 1; q < nz * nt; q++)
+        if (s->files[s->frames[ser->order[q]].file].instance_number <
+            s->files[s->frames[ser->order[lowest]].file].instance_number)
+            lowest = q;
+    if (s->files[s->frames[ser->order[lowest]].file].csa_slice > 1)
+        z_rev = rf->mosaic_images > 0 ? !z_rev : (lowest % nz) < nz / 2.0;
+    nifti_order(ser->origin, ser->direction, ser->spacing, in->dim, acq_3d, even, z_rev, in->nifti_axes);
+    nifti_geometry(s, ser, lowest, nrm);
     free(k);
     free(start);
     return AAC_OK;
@@ -476,12 +517,15 @@ typedef struct file_frames {
     int first, n;
 } file_frames;
 
-/* 1 when files a and b (same SOP Instance UID) are one image: the same series, instance number,
- * size and frames at the same positions. Anything less is two images that share a UID. */
+/* 1 when files a and b (same SOP Instance UID) are one image: the same series (UID and number),
+ * instance number, size, pixel encoding and frames at the same positions. Anything less is two
+ * images that share a UID. */
 static int same_instance(const aac_scan *s, const file_frames *ff, int a, int b) {
     const dcm_file *fa = &s->files[a], *fb = &s->files[b];
     if (strcmp(fa->study_uid, fb->study_uid) || strcmp(fa->series_uid, fb->series_uid) ||
-        fa->instance_number != fb->instance_number || ff[a].n != ff[b].n || ff[a].n == 0)
+        fa->series_number != fb->series_number || fa->instance_number != fb->instance_number ||
+        fa->bits_stored != fb->bits_stored || fa->pixel_rep != fb->pixel_rep || fa->spp != fb->spp ||
+        ff[a].n != ff[b].n || ff[a].n == 0)
         return 0;
     for (int k = 0; k < ff[a].n; k++) {
         const dcm_frame *x = &s->frames[ff[a].first + k], *y = &s->frames[ff[b].first + k];
@@ -575,11 +619,12 @@ static void warn_copies(const aac_scan *s, dcm_series *ser, const int *copy_head
             pair_seen = s->frames[ser->frames[k]].file == c;
         if (c >= 0 && !pair_seen && ++n_clash <= MAX_NAMED) {
             const dcm_file *a = &s->files[fi], *b = &s->files[c];
-            if (strcmp(a->series_uid, b->series_uid))
+            if (strcmp(a->series_uid, b->series_uid) || a->series_number != b->series_number)
                 strlist_addf(&ser->warnings, 1,
-                             "SOP Instance UID clash: %s and %s (series %s and %s) are different images with the "
-                             "same SOP Instance UID %s; both kept, but results that reference it are ambiguous",
-                             a->path, b->path, a->series_uid, b->series_uid, a->sop_uid);
+                             "SOP Instance UID clash: %s and %s (series %d %s and %d %s) are different images with "
+                             "the same SOP Instance UID %s; both kept, but results that reference it are ambiguous",
+                             a->path, b->path, a->series_number, a->series_uid, b->series_number, b->series_uid,
+                             a->sop_uid);
             else
                 strlist_addf(&ser->warnings, 1,
                              "SOP Instance UID clash: %s and %s are different images of this series (instance "
@@ -712,6 +757,7 @@ aac_status series_build(aac_scan *s, aac_error *err) {
         ser->info.first_file = ser->volume_path;
         ser->info.n_files = 1;
         for (int a = 0; a < 3; a++) ser->info.nifti_axes[a] = a + 1;
+        /* nifti_origin / nifti_spacing unused for volume files (convert writes them as read) */
         ser->info.series_number = -1;
         s->n_series++;
     }

@@ -19,6 +19,9 @@ OUT/dwi/         GE-style classic DWI (38 "dwi"): b0 and 2 directions (ORIGINAL\
                  slices, one series; OFFSET 2000 * volume, trace 9000
 OUT/dwi_philips/ Philips classic DWI (39 "dwi philips"): b0, 2 directions and an isotropic image
                  (b 1000, gradient 0 0 0) at each of 4 slices; OFFSET 2000 * volume
+OUT/ge_b0map/    GE B0map series (47 "ge b0map"): 8 files, ImageType ORIGINAL\\PRIMARY\\OTHER for all;
+                 instances 1-4 the field map in Hz (LocationsInAcquisition 4 of ImagesInAcquisition
+                 8), 5-8 the magnitude, 4 slices; OFFSET 0 / 7000
 OUT/enc/         encodings of one 3-slice CT (40 "enc", OFFSET 0): ct_*.dcm explicit little endian,
                  deflate/ (Deflated Explicit VR Little Endian), gz/ (*.dcm.gz), and
                  ybr422.dcm / ybr_full.dcm / rgb.dcm (41-43: the same colour picture as native
@@ -207,6 +210,19 @@ def dwi(out):
             save(ds, os.path.join(d, "dwi_%d_%d.dcm" % (v, z)))
 
 
+def ge_b0map(out):
+    d = os.path.join(out, "ge_b0map")
+    os.makedirs(d)
+    uid = generate_uid()
+    for v in range(2):
+        for z in range(4):
+            ds = mr_slice(uid, 47, "ge b0map", z, 4 * v + z + 1, 7000 * v, ImageType=["ORIGINAL", "PRIMARY", "OTHER"])
+            ds.Manufacturer, ds.ImagesInAcquisition = "GE MEDICAL SYSTEMS", 8
+            ds.private_block(0x0019, "GEMS_ACQU_01", create=True).add_new(0x9E, "LO", "B0map")
+            ds.private_block(0x0021, "GEMS_RELA_01", create=True).add_new(0x4F, "SS", 4)
+            save(ds, os.path.join(d, "b0_%d_%d.dcm" % (v, z)))
+
+
 def ybr_full(rgb):
     """RGB (uint8, ... x 3) to full-range YCbCr, rounded (DICOM PS3.3 C.7.6.3.1.2)."""
     r, g, b = (rgb[..., i].astype(np.float64) for i in range(3))
@@ -286,6 +302,7 @@ def main(out, shared=None):
     magphase(out, "magphase", 36)
     magphase(out, "magphase_gap", 37, drop=6)
     dwi(out)
+    ge_b0map(out)
     encodings(out)
     if shared:
         shared_copies(out, shared)

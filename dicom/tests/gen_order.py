@@ -18,6 +18,10 @@ any flip or transposition shows. Debian's python3-pydicom.
   mosaic_fwd        Siemens mosaic, axial, 4 tiles, CSA SliceNormalVector along row x column
   mosaic_rev        Siemens mosaic, sagittal, CSA SliceNormalVector against row x column (dcm2niix
                     keeps the tile order: its slices run along the CSA normal), 2 volumes
+  siemens_psn       classic Siemens axial stack whose first image has CSA ProtocolSliceNumber 4
+                    (dcm2niix then stacks the slices against the instance order)
+  rounded           a 3-D sagittal stack of 40 slices 1.00004 mm apart, positions written to 4
+                    decimals (dcm2niix takes the spacing from the first two slices)
 """
 import math
 import os
@@ -43,7 +47,7 @@ def unit(v):
 
 
 def stack(d, desc, number, row, col, gaps=None, n=5, order="asc", modality="MR", extra=None, times=1,
-          origin=(-30.0, 12.5, 7.0)):
+          origin=(-30.0, 12.5, 7.0), csa_slice=False):
     """Writes n slices (x times) along row x col into folder d."""
     os.makedirs(d, exist_ok=True)
     row, col = unit(row), unit(col)
@@ -84,6 +88,10 @@ def stack(d, desc, number, row, col, gaps=None, n=5, order="asc", modality="MR",
                 ds.NumberOfTemporalPositions = times
             for key, val in (extra or {}).items():
                 setattr(ds, key, val)
+            if csa_slice:  # Siemens: the protocol numbers slices against the instance order
+                ds.Manufacturer = "SIEMENS"
+                blk = ds.private_block(0x0029, "SIEMENS CSA HEADER", create=True)
+                blk.add_new(0x10, "OB", csa2([("ProtocolSliceNumber", "IS", [str(n - 1 - k)])]))
             ds.PixelData = px.tobytes()
             save(ds, os.path.join(d, "im_%02d_%02d.dcm" % (t, k)))
 
@@ -169,6 +177,8 @@ def main(out):
     stack(os.path.join(out, "fmri"), "fmri", 15, *ax, n=4, times=3, extra={"ScanningSequence": "EP"})
     mosaic(os.path.join(out, "mosaic_fwd"), "mosaic fwd", 16, *ax, csa_normal=[0, 0, 1])
     mosaic(os.path.join(out, "mosaic_rev"), "mosaic rev", 17, *sag, csa_normal=[1, 0, 0], times=2)
+    stack(os.path.join(out, "siemens_psn"), "siemens psn", 18, *ax, csa_slice=True)
+    stack(os.path.join(out, "rounded"), "rounded", 19, *sag, n=40, gaps=[1.00004] * 39, extra=three_d)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@
  *  - magnitude and phase interleaved in one series: no false "missing slice" warning, a real
  *    gap still warned where it is;
  *  - a derived trace and a Philips isotropic image inside a DWI series: kept out of it;
+ *  - a GE B0map series: its Hz field map and its magnitude apart;
  *  - Deflated Explicit VR Little Endian and gzipped files (*.dcm.gz) equal to the plain file;
  *    native YBR_FULL_422 / YBR_FULL give Y as grey; refusals name the photometric
  *    interpretation or the gzip problem;
@@ -178,6 +179,21 @@ static void check_dwi(const char *root) {
     aac_scan_free(s);
 }
 
+/* GE B0map: the field map in Hz (first volume) and the magnitude are two parts, not 2 volumes. */
+static void check_ge_b0map(const char *root) {
+    aac_scan *s = scan_dir(root, "ge_b0map");
+    const aac_series_info *hz = info_of(s, "ge b0map", 1), *mag = info_of(s, "ge b0map", 2);
+    CHECK(aac_scan_series_count(s) == 2 && hz && mag && strstr(hz->image_type, "B0MAP_HZ") &&
+              !strstr(mag->image_type, "B0MAP_HZ"),
+          "ge b0map: expected the Hz map and the magnitude apart (%d series)", aac_scan_series_count(s));
+    aac_volume *a = load_part(s, "ge b0map", 1), *b = load_part(s, "ge b0map", 2);
+    CHECK(a && a->dim[2] == 4 && a->dim[3] == 1 && values_ok(a, 0, 0, 0), "ge b0map: the Hz map");
+    CHECK(b && b->dim[2] == 4 && b->dim[3] == 1 && values_ok(b, 0, 7000, 0), "ge b0map: the magnitude");
+    aac_volume_free(a);
+    aac_volume_free(b);
+    aac_scan_free(s);
+}
+
 /* The CT written plain, deflated and gzipped loads alike (HU = stored - 1024). */
 static void check_encodings(const char *root) {
     static const char *const sub[] = {"enc/deflate", "enc/gz"};
@@ -297,6 +313,7 @@ int main(void) {
     check_echoes(root, "echo_cls", "me cls", 2, 5);
     check_magphase(root);
     check_dwi(root);
+    check_ge_b0map(root);
     check_encodings(root);
     check_outputs_on_gz(root);
     if (have_shared) check_shared(root);

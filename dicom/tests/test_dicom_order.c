@@ -1,7 +1,8 @@
 /* test_dicom_order.c - `convert` writes dcm2niix's voxel order and affine: every case of
  * gen_order.py (axial, sagittal, coronal and oblique 2-D stacks in both instance orders, rows
  * running right to left, 3-D acquisitions in four orientations, 3-D EPI, 3-D 4-D, uneven 3-D,
- * CT, fMRI, Siemens mosaics with the CSA normal along and against row x column) is converted
+ * CT, fMRI, Siemens mosaics with the CSA normal along and against row x column, a Siemens stack
+ * with a reversed ProtocolSliceNumber, a long stack whose positions are rounded) is converted
  * by `aaclip convert` and by Debian's dcm2niix, and the files must be equal strictly (same
  * array, same sform and qform: compare_nifti.py). The comparison must be able to fail: the
  * volume written in its own order is not dcm2niix's file. */
@@ -11,7 +12,7 @@
 
 static const char *const cases[] = {"ax_asc", "ax_desc", "sag", "cor", "obl", "tilted_rows", "mr3d_sag",
                                     "mr3d_cor", "mr3d_ax", "mr3d_obl", "mr3d_epi", "mr3d_4d", "mr3d_uneven", "ct",
-                                    "fmri", "mosaic_fwd", "mosaic_rev"};
+                                    "fmri", "mosaic_fwd", "mosaic_rev", "siemens_psn", "rounded"};
 
 int main(void) {
     dt_need_python("pydicom, numpy, nibabel");
