@@ -391,7 +391,7 @@ static aac_status layout(aac_scan *s, dcm_series *ser, const inst_index *ix, aac
      * Completeness is judged for this volume: numbers held by other images of the series
      * (magnitude and phase, echoes or types split into parts, interleaved) are not missing, and
      * in a part, only numbers on its own stride (1, 3, 5, ... when two parts interleave) are
-     * its to miss; a number no image holds is then only counted where geometry agrees. */
+     * its to miss (a phase image lost from between two magnitudes is not the magnitude's). */
     if (cmax == 1 && nz > 1) {
         int lo = 0, hi = 0, ok = 1, stride = 0;
         for (int z = 0; z < nz && ok; z++) {
