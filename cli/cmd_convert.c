@@ -1,6 +1,7 @@
 /* cmd_convert.c - `aaclip convert INPUT... -o OUT`: every series found to NIfTI, with the voxel
- * values and affine dcm2niix would write. One bad file or series is reported and skipped; the
- * others are still written. */
+ * values, voxel order and affine dcm2niix would write (aac_series_info.nifti_axes: the volume
+ * is reordered as it is written). One bad file or series is reported and skipped; the others
+ * are still written. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <errno.h>
@@ -17,7 +18,9 @@ static void convert_help(void) {
     printf("usage: aaclip convert INPUT... -o OUT [--gz] [--verbose]\n"
            "\n"
            "Converts the image series in the INPUT files and folders (searched recursively;\n"
-           "DICOM recognised by content, also .nii/.nrrd/.mha volumes) to NIfTI.\n"
+           "DICOM recognised by content, also gzip-compressed *.dcm.gz, and .nii/.nrrd/.mha\n"
+           "volumes) to NIfTI, in dcm2niix's voxel order and affine (rows flipped; 3-D\n"
+           "acquisitions turned to the nearest orthogonal orientation).\n"
            "  -o OUT      a .nii or .nii.gz file when the input holds one series; otherwise a\n"
            "              folder (created) with one file per series, named\n"
            "              <series number>_<description>[_part<k>].nii\n"
@@ -123,7 +126,13 @@ int cmd_convert(int argc, char **argv) {
         }
         for (int k = 0; k < v->n_warnings; k++)
             fprintf(stderr, "warning: series %d (%s): %s\n", in->series_number, v->source, v->warnings[k]);
-        if (aac_volume_write_nifti(v, path, &err) != AAC_OK) {
+        /* dcm2niix's statement of the grid (its slice spacing and anchor), in its voxel order */
+        aac_volume w = *v;
+        if (in->nifti_spacing[0] > 0) {
+            memcpy(w.origin, in->nifti_origin, sizeof w.origin);
+            memcpy(w.spacing, in->nifti_spacing, sizeof w.spacing);
+        }
+        if (aac_volume_write_nifti_axes(&w, in->nifti_axes, path, &err) != AAC_OK) {
             fprintf(stderr, "error: %s\n", err.message);
             failed++;
         } else {

@@ -39,6 +39,9 @@ static json_t *series_json(const aac_series_info *in) {
     for (int k = 0; k < in->n_warnings; k++) json_array_append_new(w, json_string(in->warnings[k]));
     json_object_set_new(o, "size", dim);
     json_object_set_new(o, "spacing", sp);
+    json_t *ax = json_array();
+    for (int a = 0; a < 3; a++) json_array_append_new(ax, json_integer(in->nifti_axes[a]));
+    json_object_set_new(o, "nifti_axes", ax);
     json_object_set_new(o, "files", json_integer(in->n_files));
     json_object_set_new(o, "first_file", json_string(in->first_file ? in->first_file : ""));
     json_object_set_new(o, "problems", w);

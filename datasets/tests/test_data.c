@@ -1,6 +1,6 @@
 /* test_data.c - datasets, images and augmentation: JSON-lines parsing with malformed lines and
  * missing files (errors name the file and line), PNG round trips, JPEG decoding, NIfTI slices
- * with the "#z=" syntax, augmentation determinism and image/mask consistency, nearest mask
+ * with the "#z=" syntax, gzipped DICOM, augmentation determinism and image/mask consistency, nearest mask
  * resize and preprocessing against the golden tensors, phantom determinism. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
@@ -10,9 +10,11 @@
 #include <unistd.h>
 /* jpeglib.h needs stdio.h first */
 #include <jpeglib.h>
+#include <zlib.h>
 
 #include "aaclip_data.h"
 #include "aaclip_dicom.h"
+#include "aaclip_synth.h"
 #include "safetensors.h"
 #include "testutil.h"
 
@@ -147,6 +149,33 @@ static void test_volume(void) {
     for (int i = 0; i < 256; i++) on += m[i];
     CHECK(on > 0 && on < 256, "mask from the label volume: %d of 256 on", on);
     aac_dataset_free(d);
+}
+
+/* A DICOM slice gzipped (*.dcm.gz, as research archives keep them) reads as the plain file. */
+static void test_dicom_gz(void) {
+    aac_error err;
+    aac_volume *v = calloc(1, sizeof *v);
+    v->dim[0] = 12, v->dim[1] = 10, v->dim[2] = 2, v->dim[3] = 1;
+    v->voxels = malloc(sizeof(float) * 12 * 10 * 2);
+    for (int i = 0; i < 12 * 10 * 2; i++) v->voxels[i] = (float)(i % 37) * 20 - 300;
+    for (int k = 0; k < 3; k++) v->spacing[k] = 1.5, v->direction[k * 4] = 1;
+    CHECK_OK(aac_write_ct_series(v, NULL, tmp_path("ct"), &err), &err);
+    aac_volume_free(v);
+    FILE *f = fopen(tmp_path("ct/IM0002.dcm"), "rb");
+    gzFile g = gzopen(tmp_path("IM0002.dcm.gz"), "wb");
+    CHECK(f && g, "cannot gzip the slice");
+    char buf[4096];
+    size_t n;
+    while (f && g && (n = fread(buf, 1, sizeof buf, f)) > 0) gzwrite(g, buf, (unsigned)n);
+    if (f) fclose(f);
+    if (g) gzclose(g);
+    aac_image plain, gz;
+    CHECK_OK(aac_image_read(tmp_path("ct/IM0002.dcm"), &plain, &err), &err);
+    CHECK_OK(aac_image_read(tmp_path("IM0002.dcm.gz"), &gz, &err), &err);
+    CHECK(plain.w == 12 && gz.w == 12 && plain.h == 10 && gz.h == 10 && !memcmp(plain.px, gz.px, 120),
+          "the gzipped slice differs from the plain one");
+    aac_image_release(&plain);
+    aac_image_release(&gz);
 }
 
 static void test_dataset(void) {
@@ -376,6 +405,8 @@ int main(void) {
     test_images();
     printf("volumes\n");
     test_volume();
+    printf("gzipped DICOM\n");
+    test_dicom_gz();
     printf("datasets\n");
     test_dataset();
     printf("augmentation\n");

@@ -77,6 +77,12 @@ aac_status aac_volume_read(const char *path, aac_volume **out, aac_error *err);
 /* NIfTI-1 through ITK (.nii or .nii.gz): integer type when every voxel is an integer that
  * fits int16/uint16/int32, otherwise float32. 3-D when dim[3] == 1. */
 aac_status aac_volume_write_nifti(const aac_volume *v, const char *path, aac_error *err);
+/* The same with the voxels stored in another order (the affine follows, so every voxel keeps
+ * its place in the world): index axis a of the file runs along the volume's axis
+ * |axes[a]| - 1, reversed when axes[a] < 0. {1, 2, 3} writes what aac_volume_write_nifti does;
+ * aac_series_info.nifti_axes gives dcm2niix's order. AAC_ERR_ARG unless axes is a signed
+ * permutation of 1, 2, 3. */
+aac_status aac_volume_write_nifti_axes(const aac_volume *v, const int axes[3], const char *path, aac_error *err);
 
 /* ---------------------------------------------------------------- scanning for DICOM */
 typedef struct aac_scan aac_scan;
@@ -103,6 +109,18 @@ typedef struct aac_series_info {
     int part;                 /* 0, or 1, 2, ... when one SeriesInstanceUID was split */
     int dim[4];               /* as the loaded volume will be */
     double spacing[3];
+    /* The voxel order dcm2niix writes for this series, which `aaclip convert` follows: index
+     * axis a of its array runs along the volume's axis |nifti_axes[a]| - 1, reversed when
+     * negative ({1, -2, 3}: rows flipped, its usual order; a 3-D acquisition is turned to the
+     * orthogonal orientation nearest to RAS). The volume itself keeps the layout above; pass
+     * this to aac_volume_write_nifti_axes. {1, 2, 3} for volume files. */
+    int nifti_axes[3];
+    /* The same grid as dcm2niix states it (origin and spacing of the volume's layout, direction
+     * unchanged): it takes the slice spacing from the first two images in instance order and
+     * places the stack from the first, where the volume fits all slices; they differ by the
+     * rounding of the positions. `aaclip convert` writes these. Zero for volume files. */
+    double nifti_origin[3];
+    double nifti_spacing[3];
     int n_files;
     const char *first_file;
     int n_warnings;           /* geometry problems found from the headers */

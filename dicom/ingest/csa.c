@@ -1,5 +1,7 @@
-/* csa.c - the two values aaclip needs from a Siemens CSA image header (0029,xx10):
- * NumberOfImagesInMosaic and SliceNormalVector. Layout as documented by nibabel's csareader
+/* csa.c - the values aaclip needs from a Siemens CSA image header (0029,xx10):
+ * NumberOfImagesInMosaic, SliceNormalVector and ProtocolSliceNumber (dcm2niix stores the slices
+ * of a series whose first image has ProtocolSliceNumber > 1 reversed). Layout as documented by
+ * nibabel's csareader
  * (CSA1 and CSA2 "SV10"); every length is checked against the buffer, the header is vendor
  * data and may be corrupt. */
 #include <stdlib.h>
@@ -29,6 +31,12 @@ static int item_double(const uint8_t *p, size_t n, double *out) {
 }
 
 void csa_parse(const uint8_t *d, size_t len, int *n_mosaic, int *has_normal, double normal[3]) {
+    int slice = -1;
+    csa_parse_slice(d, len, n_mosaic, has_normal, normal, &slice);
+}
+
+void csa_parse_slice(const uint8_t *d, size_t len, int *n_mosaic, int *has_normal, double normal[3],
+                     int *protocol_slice) {
     int type = 1;
     size_t off = 0;
     if (len >= 4 && !memcmp(d, "SV10", 4)) {
@@ -66,6 +74,7 @@ void csa_parse(const uint8_t *d, size_t len, int *n_mosaic, int *has_normal, dou
         else if (!strcmp(name, "SliceNormalVector") && nv == 3) {
             memcpy(normal, vals, sizeof vals);
             *has_normal = 1;
-        }
+        } else if (!strcmp(name, "ProtocolSliceNumber") && nv >= 1 && vals[0] >= 0 && vals[0] < 65536)
+            *protocol_slice = (int)(vals[0] + 0.5);
     }
 }

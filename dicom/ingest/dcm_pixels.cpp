@@ -4,6 +4,7 @@
 
 #include <cstring>
 
+#include "dcm_load.h"
 #include "ingest.h"
 
 extern "C" {
@@ -17,11 +18,11 @@ extern "C" int ts_is_jpeg2000(const char *uid) {
            !strcmp(uid, "1.2.840.10008.1.2.4.203");
 }
 
-extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
+extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err) {
+    if (y_grey) *y_grey = 0;
     if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
-    dcm_init();
     DcmFileFormat ff;
-    OFCondition c = ff.loadFile(f->path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
+    OFCondition c = dcm_load_file(ff, f->path, DCM_MaxReadLength, nullptr);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
     DcmDataset *ds = ff.getDataset();
     DcmXfer xfer(ds->getOriginalXfer());
@@ -36,10 +37,15 @@ extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error
     if (ds->findAndGetElement(DCM_PixelData, px).bad() || !px)
         return aac_fail(err, AAC_ERR_MISSING, "%s: pixel data missing", f->path);
     const size_t n = (size_t)f->n_frames * f->rows * f->cols * f->spp;
-    const size_t bytes = n * (size_t)(f->bits_alloc / 8);
-    // The decoder may rewrite photometric interpretation and planar configuration (JPEG YBR to RGB).
+    size_t bytes = n * (size_t)(f->bits_alloc / 8);
+    if (f->ybr == 2) bytes = bytes / 3 * 2;  // native YBR_FULL_422: Y1 Y2 Cb Cr per two pixels
+    // The decoder may rewrite photometric interpretation and planar configuration (JPEG YBR to
+    // RGB); what is left in YBR (native, RLE) gives its grey by Y alone.
     Uint16 planar = (Uint16)f->planar;
     ds->findAndGetUint16(DCM_PlanarConfiguration, planar);
+    OFString pi;
+    if (f->spp == 3 && y_grey && ds->findAndGetOFString(DCM_PhotometricInterpretation, pi).good())
+        *y_grey = pi.compare(0, 4, "YBR_") == 0;
     const void *raw = nullptr;
     size_t have = 0;
     Uint8 *p8 = nullptr;
@@ -63,8 +69,10 @@ extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error
         }
     }
     if (have < bytes)
-        return aac_fail(err, AAC_ERR_FORMAT, "%s: pixel data holds %zu bytes, %zu expected (truncated?)",
-                        f->path, have, bytes);
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: pixel data holds %zu bytes, %zu expected for %d x %d x %d "
+                        "frame(s), %d bits allocated, %d sample(s) per pixel, %s (truncated?)", f->path, have, bytes,
+                        f->cols, f->rows, f->n_frames, f->bits_alloc, f->spp,
+                        f->photometric[0] ? f->photometric : "MONOCHROME2");
     if (samples_unpack(raw, n, f, planar, f->n_frames, out))
         return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
     return AAC_OK;

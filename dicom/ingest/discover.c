@@ -1,5 +1,5 @@
 /* discover.c - walking folders (DICOMDIR first where a folder has one), recognising DICOM by
- * content, and the aac_scan handle. */
+ * content (inside gzip too: *.dcm.gz), and the aac_scan handle. */
 #define _POSIX_C_SOURCE 200809L
 #include <ctype.h>
 #include <dirent.h>
@@ -86,9 +86,16 @@ static int looks_like_dicom(const unsigned char *b, size_t n) {
            ((g_be == 0x0002 || g_be == 0x0008) && e_be < 0x0100);
 }
 
+/* .dcm, .dicom, .ima, also with .gz after it. */
 static int has_dicom_name(const char *path) {
-    const char *dot = strrchr(path, '.');
-    return dot && (!strcasecmp(dot, ".dcm") || !strcasecmp(dot, ".dicom") || !strcasecmp(dot, ".ima"));
+    static const char *const ext[] = {".dcm", ".dicom", ".ima"};
+    size_t n = strlen(path);
+    if (n > 3 && !strcasecmp(path + n - 3, ".gz")) n -= 3;
+    for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++) {
+        const size_t m = strlen(ext[i]);
+        if (n >= m && !strncasecmp(path + n - m, ext[i], m)) return 1;
+    }
+    return 0;
 }
 
 /* Appends a copy of path to a list of paths; a note when memory runs out. */
@@ -121,6 +128,9 @@ static void scan_file(walk *w, const char *path, const struct stat *sb) {
         n_head = fread(head, 1, sizeof head, f);
         fclose(f);
     }
+    /* gzip-compressed DICOM (*.dcm.gz): judged by what it inflates to */
+    const int gz = gz_magic(head, n_head);
+    if (gz) n_head = gz_peek(path, head, sizeof head);
     if (!looks_like_dicom(head, n_head)) {
         if (aac_picture_kind(head, n_head)) {
             add_path(s, &s->image_files, &s->n_image_files, &s->cap_image_files, path);
@@ -129,7 +139,8 @@ static void scan_file(walk *w, const char *path, const struct stat *sb) {
         /* A README is expected in a study folder; a .dcm that is not DICOM is worth a warning. */
         if (has_dicom_name(path))
             strlist_addf(&s->notes, AAC_NOTE_WARNING, "%s: named like DICOM but not DICOM (no DICM marker "
-                                                      "or DICOM header), skipped", path);
+                                                      "or DICOM header%s), skipped", path,
+                         gz ? " in what the gzip stream inflates to" : "");
         else
             strlist_addf(&s->notes, AAC_NOTE_DEBUG, "%s: not DICOM, skipped", path);
         return;

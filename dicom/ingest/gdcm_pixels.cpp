@@ -5,6 +5,8 @@
 #include <gdcmImage.h>
 #include <gdcmImageReader.h>
 
+#include <cstdlib>
+#include <sstream>
 #include <vector>
 
 #include "ingest.h"
@@ -16,7 +18,18 @@ extern "C" {
 extern "C" aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
     try {
         gdcm::ImageReader r;
-        r.SetFileName(f->path);
+        std::istringstream gz_in;  // a gzip-compressed file is read from memory
+        if (f->gzipped) {
+            unsigned char *data = nullptr;
+            size_t len = 0;
+            aac_status st = gz_read_all(f->path, &data, &len, err);
+            if (st != AAC_OK) return st;
+            gz_in.str(std::string(reinterpret_cast<char *>(data), len));
+            free(data);
+            r.SetStream(gz_in);
+        } else {
+            r.SetFileName(f->path);
+        }
         if (!r.Read())
             return aac_fail(err, AAC_ERR_FORMAT, "%s: transfer syntax %s (%s): GDCM cannot read the file",
                             f->path, f->ts_uid, aac_transfer_syntax_name(f->ts_uid));

@@ -40,12 +40,16 @@ typedef struct dcm_file {
     char acquisition_time[AAC_LO_LEN];     /* AcquisitionTime (else DateTime) as written, "" absent */
     double echo_time, repetition_time;   /* ms, 0 absent */
     int rows, cols, spp, planar, bits_alloc, bits_stored, high_bit, pixel_rep, n_frames;
+    int ybr;                               /* native YBR_FULL (1) or YBR_FULL_422 (2): Y is the grey */
     double slice_thickness, slice_spacing; /* 0 absent */
     int encapsulated;                      /* compressed pixel data */
+    int gzipped;                           /* the file is gzip-compressed DICOM (*.dcm.gz) */
+    int mr_3d, epi;                        /* MRAcquisitionType 3D; echo-planar (dcm2niix's order) */
     int enhanced;                          /* per-frame functional groups present */
     int mosaic_images;                     /* Siemens CSA NumberOfImagesInMosaic, 0 = none */
     int has_csa_normal;
     double csa_normal[3];                  /* Siemens CSA SliceNormalVector */
+    int csa_slice;                         /* Siemens CSA ProtocolSliceNumber, -1 absent */
 } dcm_file;
 
 /* One 2-D image: a frame of a file, or one tile of a mosaic frame. */
@@ -59,8 +63,11 @@ typedef struct dcm_frame {
     double slope, intercept;  /* value = stored * slope + intercept */
     int temporal;             /* temporal position (index), 0 absent */
     int echo_number;
+    double echo_time;         /* ms: EchoTime, per-frame EffectiveEchoTime wins; 0 absent */
     double thickness;         /* per-frame slice thickness, 0 absent */
     char frame_type[AAC_LO_LEN]; /* image/frame type used to split series (value 3 on) */
+    int derived;              /* DERIVED, or a diffusion ADC / trace / FA map (split as dcm2niix) */
+    int isotropic;            /* diffusion-weighted isotropic (trace) image: b > 0 and no direction */
 } dcm_frame;
 
 /* One series after grouping and geometry: slot s (z fastest) shows frame order[s]. */
@@ -100,8 +107,10 @@ aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *err);
  * AAC_ERR_FORMAT, naming the file, when it cannot be parsed or is not a DICOMDIR. */
 aac_status dcm_read_dicomdir(const char *path, strlist *ids, aac_error *err);
 /* Decodes all frames of f: out [n_frames * rows * cols * spp] stored values, masked to
- * BitsStored and sign-extended (planar configuration as stored). */
-aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
+ * BitsStored and sign-extended, colour interleaved (YBR_FULL_422 expanded to one Y, Cb, Cr
+ * per pixel). *y_grey (may be NULL) is set to 1 when colour samples are still Y, Cb, Cr after
+ * decoding (their grey is Y), 0 for RGB. */
+aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err);
 /* JPEG 2000 through ITK's GDCM (free DCMTK has no JPEG 2000 decoder). Same contract. */
 aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
 
@@ -109,16 +118,38 @@ aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
 /* Size and spacing of a volume file from its header, for aac_scan_series. */
 aac_status itk_read_info(const char *path, aac_series_info *info, aac_error *err);
 
+/* ---- gzip-compressed files (gz.c) */
+/* 1 when the bytes start with the gzip magic (1f 8b). */
+int gz_magic(const unsigned char *b, size_t n);
+/* 1 when the file at path starts with the gzip magic. */
+int gz_is_path(const char *path);
+/* Up to cap inflated bytes from the start of a gzip file; the count (0 when unreadable). */
+size_t gz_peek(const char *path, unsigned char *buf, size_t cap);
+/* The whole file inflated into *out (malloc'ed, *n bytes); a corrupt or truncated stream or
+ * one inflating beyond 4 GiB is refused, naming the file. */
+aac_status gz_read_all(const char *path, unsigned char **out, size_t *n, aac_error *err);
+
 /* ---- C side */
 /* Raw little-endian samples (as decoded) -> stored values: shifted by HighBit, masked to
  * BitsStored, sign-extended when pixel_rep is 1; planar (RRR..GGG..BBB per frame) data is
- * interleaved. n = frames * rows * cols * spp. Returns -1 when out of memory. */
+ * interleaved; native YBR_FULL_422 (f->ybr == 2: Y1 Y2 Cb Cr) is expanded to Y Cb Cr per pixel.
+ * n = frames * rows * cols * spp (out's size; raw holds 2/3 of it for YBR_FULL_422). Returns -1
+ * when out of memory. */
 int samples_unpack(const void *raw, size_t n, const dcm_file *f, int planar, int frames, int32_t *out);
 int scan_add_frame(aac_scan *s, const dcm_frame *fr);  /* 0 on success, -1 out of memory */
 /* Siemens CSA header: NumberOfImagesInMosaic and SliceNormalVector (0 when absent). */
 void csa_parse(const uint8_t *data, size_t len, int *n_mosaic, int *has_normal, double normal[3]);
+/* The same and ProtocolSliceNumber (left as it is when absent). */
+void csa_parse_slice(const uint8_t *data, size_t len, int *n_mosaic, int *has_normal, double normal[3],
+                     int *protocol_slice);
 /* Replaces the mosaic frames of file `fi` by one frame per tile with corrected positions. */
 int mosaic_expand(aac_scan *s, int fi, int first_frame);
+/* dcm2niix's voxel order for a volume of this geometry (nifti_order.c): axes as in
+ * aac_series_info.nifti_axes. acq_3d: a 3-D non-EPI single-volume acquisition of several
+ * slices; even: its slices are evenly spaced; z_reversed: dcm2niix stacks the slices against
+ * the layout's normal (a mosaic whose tiles run that way; a reversed ProtocolSliceNumber). */
+void nifti_order(const double origin[3], const double dir[9], const double spacing[3], const int dim[3],
+                 int acq_3d, int even, int z_reversed, int axes[3]);
 /* Groups the scan's frames into series and lays out their geometry. */
 aac_status series_build(aac_scan *s, aac_error *err);
 /* Copies n-1 characters and terminates; trims trailing spaces (DICOM padding). */

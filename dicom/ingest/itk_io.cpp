@@ -1,5 +1,5 @@
 // itk_io.cpp - ITK wrapper: NIfTI / NRRD / MetaImage into an aac_volume, and aac_volume out as
-// NIfTI. The image IO is chosen here by file name and set on the reader or writer, so no ITK
+// NIfTI (in its own voxel order or another one, e.g. dcm2niix's). The image IO is chosen here by file name and set on the reader or writer, so no ITK
 // object factory (process-global) has to be registered.
 #include <itkImage.h>
 #include <itkImageFileReader.h>
@@ -33,8 +33,16 @@ itk::ImageIOBase::Pointer io_for(const char *path) {
     return nullptr;
 }
 
+// The volume in another voxel order (aac_volume_write_nifti_axes): written axis a runs along
+// the volume's axis src[a], reversed when rev[a]; the geometry follows, so each voxel keeps its
+// place in the world. Identity for aac_volume_write_nifti.
+struct order {
+    int src[3] = {0, 1, 2};
+    bool rev[3] = {false, false, false};
+};
+
 template <typename T, unsigned D>
-void write_as(const aac_volume *v, itk::ImageIOBase *io, const char *path) {
+void write_as(const aac_volume *v, const order &o, itk::ImageIOBase *io, const char *path) {
     using Image = itk::Image<T, D>;
     auto img = Image::New();
     typename Image::RegionType region;
@@ -42,21 +50,51 @@ void write_as(const aac_volume *v, itk::ImageIOBase *io, const char *path) {
     typename Image::PointType origin;
     typename Image::DirectionType dir;
     dir.SetIdentity();
+    // index of the volume's voxel that lands at (0,0,0), and strides through the volume
+    size_t stride[3] = {1, (size_t)v->dim[0], (size_t)v->dim[0] * v->dim[1]};
+    double corner[3] = {0, 0, 0};
+    for (int a = 0; a < 3; a++)
+        if (o.rev[a]) corner[o.src[a]] = v->dim[o.src[a]] - 1;
     for (unsigned a = 0; a < D; a++) {
-        region.SetSize(a, (itk::SizeValueType)v->dim[a]);
-        spacing[a] = a < 3 ? v->spacing[a] : (v->t_spacing > 0 ? v->t_spacing : 1.0);
-        origin[a] = a < 3 ? v->origin[a] : 0.0;
+        const int s = a < 3 ? o.src[a] : 3;
+        region.SetSize(a, (itk::SizeValueType)v->dim[s]);
+        spacing[a] = a < 3 ? v->spacing[s] : (v->t_spacing > 0 ? v->t_spacing : 1.0);
+        origin[a] = 0.0;
+        if (a < 3) {
+            origin[a] = v->origin[a];
+            for (int k = 0; k < 3; k++)  // only where moved: the identity writes the origin as it is
+                if (corner[k] != 0) origin[a] += v->direction[a * 3 + k] * v->spacing[k] * corner[k];
+        }
     }
     for (unsigned r = 0; r < 3; r++)
-        for (unsigned c = 0; c < 3; c++) dir(r, c) = v->direction[r * 3 + c];
+        for (unsigned c = 0; c < 3; c++) dir(r, c) = v->direction[r * 3 + o.src[c]] * (o.rev[c] ? -1.0 : 1.0);
     img->SetRegions(region);
     img->SetSpacing(spacing);
     img->SetOrigin(origin);
     img->SetDirection(dir);
     img->Allocate();
     T *dst = img->GetBufferPointer();
-    const size_t n = aac_volume_voxel_count(v);
-    for (size_t i = 0; i < n; i++) dst[i] = (T)(std::is_integral<T>::value ? std::lrint(v->voxels[i]) : v->voxels[i]);
+    // written (x, y, z) reads the volume at base + x*step[0] + y*step[1] + z*step[2]
+    ptrdiff_t step[3];
+    size_t base = 0;
+    for (int a = 0; a < 3; a++) {
+        const int s = o.src[a];
+        step[a] = o.rev[a] ? -(ptrdiff_t)stride[s] : (ptrdiff_t)stride[s];
+        if (o.rev[a]) base += stride[s] * (size_t)(v->dim[s] - 1);
+    }
+    const int nx = v->dim[o.src[0]], ny = v->dim[o.src[1]], nz = v->dim[o.src[2]];
+    const size_t vol = (size_t)v->dim[0] * v->dim[1] * v->dim[2];
+    for (int t = 0; t < v->dim[3]; t++) {
+        const float *src = v->voxels + (size_t)t * vol + base;
+        for (int z = 0; z < nz; z++)
+            for (int y = 0; y < ny; y++) {
+                const float *row = src + z * step[2] + y * step[1];
+                for (int x = 0; x < nx; x++) {
+                    const float f = row[x * step[0]];
+                    *dst++ = (T)(std::is_integral<T>::value ? std::lrint(f) : f);
+                }
+            }
+    }
     auto w = itk::ImageFileWriter<Image>::New();
     w->SetImageIO(io);
     w->SetFileName(path);
@@ -64,15 +102,10 @@ void write_as(const aac_volume *v, itk::ImageIOBase *io, const char *path) {
     w->Update();
 }
 
-template <typename T, unsigned D>
-void write_dims(const aac_volume *v, itk::ImageIOBase *io, const char *path) {
-    write_as<T, D>(v, io, path);
-}
-
 template <typename T>
-void write_typed(const aac_volume *v, itk::ImageIOBase *io, const char *path) {
-    if (v->dim[3] > 1) write_dims<T, 4>(v, io, path);
-    else write_dims<T, 3>(v, io, path);
+void write_typed(const aac_volume *v, const order &o, itk::ImageIOBase *io, const char *path) {
+    if (v->dim[3] > 1) write_as<T, 4>(v, o, io, path);
+    else write_as<T, 3>(v, o, io, path);
 }
 
 }  // namespace
@@ -154,7 +187,25 @@ extern "C" aac_status aac_volume_read(const char *path, aac_volume **out, aac_er
 }
 
 extern "C" aac_status aac_volume_write_nifti(const aac_volume *v, const char *path, aac_error *err) {
-    if (!v || !path || !v->voxels) return aac_fail(err, AAC_ERR_ARG, "aac_volume_write_nifti: no volume or path");
+    static const int identity[3] = {1, 2, 3};
+    return aac_volume_write_nifti_axes(v, identity, path, err);
+}
+
+extern "C" aac_status aac_volume_write_nifti_axes(const aac_volume *v, const int axes[3], const char *path,
+                                                  aac_error *err) {
+    if (!v || !path || !v->voxels || !axes)
+        return aac_fail(err, AAC_ERR_ARG, "aac_volume_write_nifti: no volume, path or axes");
+    order o;
+    int used = 0;
+    for (int a = 0; a < 3; a++) {
+        const int k = axes[a] < 0 ? -axes[a] : axes[a];
+        if (k < 1 || k > 3 || (used & (1 << k)))
+            return aac_fail(err, AAC_ERR_ARG, "%s: axes %d %d %d are not a signed permutation of 1 2 3", path,
+                            axes[0], axes[1], axes[2]);
+        used |= 1 << k;
+        o.src[a] = k - 1;
+        o.rev[a] = axes[a] < 0;
+    }
     if (!(ends_with(path, ".nii") || ends_with(path, ".nii.gz")))
         return aac_fail(err, AAC_ERR_ARG, "%s: NIfTI file names end in .nii or .nii.gz", path);
     // Smallest exact type, like dcm2niix's int16 for most scanners; float32 otherwise.
@@ -169,10 +220,10 @@ extern "C" aac_status aac_volume_write_nifti(const aac_volume *v, const char *pa
     }
     try {
         auto io = itk::NiftiImageIO::New();
-        if (integral && lo >= -32768 && hi <= 32767) write_typed<int16_t>(v, io, path);
-        else if (integral && lo >= 0 && hi <= 65535) write_typed<uint16_t>(v, io, path);
-        else if (integral && lo >= -2147483648.0 && hi <= 2147483647.0) write_typed<int32_t>(v, io, path);
-        else write_typed<float>(v, io, path);
+        if (integral && lo >= -32768 && hi <= 32767) write_typed<int16_t>(v, o, io, path);
+        else if (integral && lo >= 0 && hi <= 65535) write_typed<uint16_t>(v, o, io, path);
+        else if (integral && lo >= -2147483648.0 && hi <= 2147483647.0) write_typed<int32_t>(v, o, io, path);
+        else write_typed<float>(v, o, io, path);
     } catch (const std::exception &e) {
         return aac_fail(err, AAC_ERR_IO, "%s: cannot write NIfTI: %s", path, e.what());
     }

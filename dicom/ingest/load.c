@@ -17,8 +17,9 @@ static int cmp_slot(const void *pa, const void *pb) {
     return (a->slot > b->slot) - (a->slot < b->slot);
 }
 
-/* One 2-D frame (or mosaic tile) of decoded stored values into dst [rows * cols]. */
-static void copy_frame(const dcm_file *f, const dcm_frame *fr, const int32_t *buf, float *dst) {
+/* One 2-D frame (or mosaic tile) of decoded stored values into dst [rows * cols]. Colour
+ * becomes its Rec. 601 luma: computed from RGB, or Y itself for Y, Cb, Cr samples (y_grey). */
+static void copy_frame(const dcm_file *f, const dcm_frame *fr, const int32_t *buf, int y_grey, float *dst) {
     const size_t plane = (size_t)f->rows * f->cols * f->spp;
     const int32_t *src = buf + (size_t)fr->frame * plane;
     int r0 = 0, c0 = 0;
@@ -36,7 +37,8 @@ static void copy_frame(const dcm_file *f, const dcm_frame *fr, const int32_t *bu
         float *out = dst + (size_t)y * fr->cols;
         for (int x = 0; x < fr->cols; x++) {
             double v;
-            if (f->spp == 3) /* colour to luma (Rec. 601), the model sees grey */
+            if (f->spp == 3 && y_grey) v = row[3 * x];
+            else if (f->spp == 3) /* colour to luma (Rec. 601), the model sees grey */
                 v = 0.299 * row[3 * x] + 0.587 * row[3 * x + 1] + 0.114 * row[3 * x + 2];
             else
                 v = row[x];
@@ -127,11 +129,12 @@ aac_status aac_scan_load(const aac_scan *s, int i, aac_volume **out, aac_error *
             }
             buf_n = need;
         }
-        st = dcm_read_pixels(f, buf, err);
+        int y_grey = 0;
+        st = dcm_read_pixels(f, buf, &y_grey, err);
         for (; k < nslots && refs[k].file == (int)(f - s->files) && st == AAC_OK; k++) {
             const int slot = refs[k].slot;
             const dcm_frame *fr = &s->frames[ser->order[slot]];
-            copy_frame(f, fr, buf, v->voxels + (size_t)slot * plane);
+            copy_frame(f, fr, buf, y_grey, v->voxels + (size_t)slot * plane);
             memcpy(v->slice_uids[slot], f->sop_uid, AAC_UID_LEN);
             v->slice_frames[slot] = f->n_frames > 1 || f->enhanced ? fr->frame + 1 : 0;
             if (!(v->slice_paths[slot] = strdup(f->path))) {

@@ -12,6 +12,8 @@ static int32_t stored_value(uint32_t raw, int shift, uint32_t mask, int bits, in
 }
 
 int samples_unpack(const void *raw, size_t n, const dcm_file *f, int planar, int frames, int32_t *out) {
+    const int ybr422 = f->ybr == 2 && f->spp == 3 && !f->encapsulated;
+    if (ybr422) n = n / 3 * 2;
     const int bits = f->bits_stored, shift = f->high_bit + 1 - f->bits_stored;
     const uint32_t mask = bits >= 32 ? 0xFFFFFFFFu : ((1u << bits) - 1u);
     const int sgn = f->pixel_rep == 1;
@@ -23,6 +25,16 @@ int samples_unpack(const void *raw, size_t n, const dcm_file *f, int planar, int
         else r = (uint32_t)b[4 * i] | (uint32_t)b[4 * i + 1] << 8 | (uint32_t)b[4 * i + 2] << 16 |
                  (uint32_t)b[4 * i + 3] << 24;
         out[i] = stored_value(r, shift, mask, bits, sgn);
+    }
+    if (ybr422) {
+        /* Y1 Y2 Cb Cr per pair of pixels -> Y1 Cb Cr Y2 Cb Cr, from the end backwards: pair p
+         * is read before its 6 samples overwrite anything not yet read (6p >= 4p + 4 for p > 0). */
+        for (size_t p = n / 4; p-- > 0;) {
+            const int32_t y1 = out[4 * p], y2 = out[4 * p + 1], cb = out[4 * p + 2], cr = out[4 * p + 3];
+            int32_t *o = out + 6 * p;
+            o[0] = y1, o[1] = cb, o[2] = cr, o[3] = y2, o[4] = cb, o[5] = cr;
+        }
+        return 0;
     }
     if (f->spp == 3 && planar == 1 && frames > 0) {
         /* RRR...GGG...BBB per frame -> RGBRGB... */

@@ -2,6 +2,8 @@
 // equipment, per-frame functional groups on the source planes, references, atomic saving.
 #include "dcm_out.h"
 
+#include "dcm_load.h"
+
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -25,8 +27,7 @@ void now(OFString &date, OFString &time) {
 }
 
 aac_status load_header(const char *path, DcmFileFormat &ff, aac_error *err) {
-    dcm_init();
-    OFCondition c = ff.loadFile(path, EXS_Unknown, EGL_noChange, kMaxReadLength, ERM_autoDetect);
+    OFCondition c = dcm_load_file(ff, path, kMaxReadLength, nullptr);  // plain or *.dcm.gz
     if (c.bad()) return aac_fail(err, AAC_ERR_IO, "%s: cannot read the source header (%s)", path, c.text());
     return AAC_OK;
 }

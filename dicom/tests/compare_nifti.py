@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """compare_nifti.py OURS_DIR REF.nii... : every reference NIfTI must match a distinct file in
-OURS_DIR with the same voxel values (after each header's scaling) and the same affine within
-1e-3 mm, compared in world space: our grid is mapped onto the reference's (dcm2niix flips rows
-and slices) by the signed permutation + integer shift that inv(A_ours) @ A_ref must be.
+OURS_DIR strictly, as dcm2niix writes it: the same array shape and voxel order, the same voxel
+values (after each header's scl_slope/scl_inter), the same sform and the same qform (each within
+1e-3 mm; each that the reference sets must be set). No reorientation: a file that holds the same image in another voxel
+order does not match. The data type may differ (dcm2niix keeps stored integers and a scale; we
+write the scaled values, as an integer type when they all are integers); it is printed. An RGB
+reference is compared by its Rec. 601 luma (we convert colour to grey).
 Prints one line per reference; exit 0 when all match. Debian's python3-nibabel + numpy."""
 import glob
 import os
@@ -17,33 +20,30 @@ AFFINE_TOL = 1e-3  # mm
 def compare(ours_path, ref_path):
     """None when equal, else a reason."""
     ours, ref = nib.load(ours_path), nib.load(ref_path)
-    A, R = ours.affine, ref.affine
-    if ours.ndim != ref.ndim or ours.shape[3:] != ref.shape[3:]:
+    if ours.shape != ref.shape:
         return "shape %s vs %s" % (ours.shape, ref.shape)
-    M = np.linalg.inv(A) @ R  # reference voxel -> our voxel
-    P = np.round(M[:3, :3])
-    t = np.round(M[:3, 3])
-    if not (np.all(np.abs(P).sum(axis=0) == 1) and np.all(np.abs(P).sum(axis=1) == 1)):
-        return "grids are not a permutation of each other:\n%s" % M.round(4)
-    Mr = np.eye(4)
-    Mr[:3, :3], Mr[:3, 3] = P, t
-    err = np.abs(A @ Mr - R).max()
-    if err > AFFINE_TOL:
-        return "affine differs by %.4g mm\nours (reoriented):\n%s\nref:\n%s" % (err, (A @ Mr).round(4), R.round(4))
-    a, r = ours.get_fdata(dtype=np.float64), ref.get_fdata(dtype=np.float64)
-    ijk = np.indices(r.shape[:3]).reshape(3, -1)
-    src = (P @ ijk + t[:, None]).astype(int)
-    for d in range(3):
-        if src[d].min() < 0 or src[d].max() >= a.shape[d]:
-            return "reference grid does not fit ours (shape %s vs %s)" % (ours.shape, ref.shape)
-    tail = r.shape[3:]
-    a2 = a[src[0], src[1], src[2]].reshape(r.shape[:3] + tail)
-    diff = np.abs(a2 - r)
+    ho, hr = ours.header, ref.header
+    for name, get, code in (("sform", "get_sform", "sform_code"), ("qform", "get_qform", "qform_code")):
+        if int(hr[code]) == 0:
+            continue  # the reference states none (dcm2niix sets both)
+        if int(ho[code]) == 0:
+            return "%s_code %d vs %d" % (name, int(ho[code]), int(hr[code]))
+        A, R = getattr(ho, get)(), getattr(hr, get)()
+        err = np.abs(A - R).max()
+        if err > AFFINE_TOL:
+            return "%s differs by %.4g mm\nours:\n%s\nref:\n%s" % (name, err, A.round(4), R.round(4))
+    a = ours.get_fdata(dtype=np.float64)
+    r = np.asanyarray(ref.dataobj)
+    if r.dtype.names:  # RGB (dcm2niix keeps colour): we write its Rec. 601 luma
+        r = 0.299 * r["R"].astype(np.float64) + 0.587 * r["G"] + 0.114 * r["B"]
+    else:
+        r = ref.get_fdata(dtype=np.float64)
+    diff = np.abs(a - r)
     tol = max(1e-3, 2e-5 * float(np.abs(r).max()))
     if diff.max() > tol:
         idx = np.unravel_index(np.argmax(diff), diff.shape)
         return "voxels differ: max |diff| %.6g at %s (ours %.6g, ref %.6g), tolerance %.3g" % (
-            diff.max(), idx, a2[idx], r[idx], tol)
+            diff.max(), idx, a[idx], r[idx], tol)
     return None
 
 
@@ -62,7 +62,9 @@ def main():
             why = compare(o, ref)
             if why is None:
                 used.add(o)
-                print("MATCH %s == %s" % (os.path.basename(ref), os.path.basename(o)))
+                dt_o, dt_r = nib.load(o).get_data_dtype(), nib.load(ref).get_data_dtype()
+                print("MATCH %s == %s%s" % (os.path.basename(ref), os.path.basename(o),
+                                            "" if dt_o == dt_r else " (data type %s, ref %s)" % (dt_o, dt_r)))
                 break
             reasons.append("  %s: %s" % (os.path.basename(o), why))
         else:
