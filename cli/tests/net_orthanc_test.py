@@ -330,14 +330,17 @@ def main():
         for n in names:
             d = pydicom.dcmread(os.path.join(root, n))
             got_files[d.SOPInstanceUID] = d
-    same = set(got_files) == set(src) and all(got_files[k] == pydicom.dcmread(src[k]) for k in src)
-    check(same, "pull by C-GET: the 32 source datasets, equal element by element")
+    same = set(src) <= set(got_files) and all(got_files[k] == pydicom.dcmread(src[k]) for k in src)
+    check(same and len(got_files) == 36, "pull by C-GET: the 32 source datasets, equal element by element, and the "
+          "study's 4 result objects (%d files)" % len(got_files))
     orth.upload(studies["b"][0])
     pulled2 = os.path.join(WORK, "pulled-move")
     run([AACLIP, "pull", "--from", dest, "--aet", "PULLER", "--patient", "NET-B", "--move-port", str(move_port),
          "--bind", "127.0.0.1", "-o", pulled2])
     n_moved = sum(len(f) for _, _, f in os.walk(os.path.join(pulled2, studies["b"][1])))
-    check(n_moved == 6, "pull by C-MOVE (patient query): study b's 6 instances (%d)" % n_moved)
+    n_src = len(os.listdir(os.path.join(pulled2, studies["b"][1], studies["b"][2])))
+    check(n_src == 6 and n_moved == 10, "pull by C-MOVE (patient query): study b's 6 instances and its 4 results "
+          "(%d, %d)" % (n_src, n_moved))
     scored = os.path.join(WORK, "scored-b")
     run([AACLIP, "score", pulled2, "-o", scored, "--model", MODEL, "--formats", "seg,pmap,sr", "--quiet"], 300)
 

@@ -13,7 +13,8 @@
 #include "fsutil.h"
 #include "net_internal.h"
 
-aac_status net_instance_check(const char *path, const char *expect_sop, net_instance *in, aac_error *err) {
+aac_status net_instance_check(const char *path, const char *expect_sop, int other_classes, net_instance *in,
+                              aac_error *err) {
     aac_status s = net_instance_read(path, in, err);
     if (s) return s;
     static const struct {
@@ -31,6 +32,7 @@ aac_status net_instance_check(const char *path, const char *expect_sop, net_inst
     if (expect_sop && strcmp(expect_sop, in->sop_uid))
         return aac_fail(err, AAC_ERR_FORMAT, "the dataset's SOP Instance UID %s is not the one the C-STORE named (%s)",
                         in->sop_uid, expect_sop);
+    if (other_classes && !net_is_image_sop_class(in->sop_class)) return AAC_OK;
     /* The ingestion decides whether it can read the image (same rules as `aaclip score`). */
     aac_scan *scan = NULL;
     s = aac_scan_paths(&path, 1, &scan, err);

@@ -37,6 +37,11 @@ void net_utc(char out[32]);
 /* Image storage SOP classes the ingestion reads. */
 int net_image_sop_class_count(void);
 const char *net_image_sop_class(int i);
+int net_is_image_sop_class(const char *uid);
+/* Other storage SOP classes a study holds (SEG, Parametric Map, SR, KO, PR, PDF, RT structure
+ * sets, ...): accepted by a pull, never by a node. */
+int net_other_sop_class_count(void);
+const char *net_other_sop_class(int i);
 /* Transfer syntaxes the ingestion decodes, uncompressed first. */
 int net_transfer_syntax_count(void);
 const char *net_transfer_syntax(int i);
@@ -54,8 +59,11 @@ typedef struct net_instance {
 aac_status net_instance_read(const char *path, net_instance *out, aac_error *err);
 /* Everything a node checks before an instance enters a tree: parsable, UIDs valid (they become
  * file names), the SOP Instance UID the one the C-STORE named (expect_sop, may be NULL), an
- * image the ingestion reads (header, pixel data length, transfer syntax). */
-aac_status net_instance_check(const char *path, const char *expect_sop, net_instance *out, aac_error *err);
+ * image the ingestion reads (header, pixel data length, transfer syntax). With other_classes,
+ * an object of another SOP class (a pull keeping a study's SEG or SR) needs only the first
+ * three. */
+aac_status net_instance_check(const char *path, const char *expect_sop, int other_classes, net_instance *out,
+                              aac_error *err);
 /* root/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm */
 void net_instance_path(const char *root, const net_instance *in, char *out, size_t cap);
 /* Moves the received file tmp to its place under root (temp + fsync + rename via fs_commit;
@@ -71,6 +79,7 @@ typedef struct net_scp_params {
     const char *allow;           /* see net_allow_match */
     aac_net_tls tls;
     const char *tmp_dir;         /* instances are received into files here */
+    int accept_other;            /* also accept net_other_sop_class (a pull's C-MOVE SCP) */
     int64_t max_instance_bytes;
     /* Before an instance is received: 0 to receive it, else the status to refuse it with
      * (its data is read and dropped). May be NULL. */

@@ -69,7 +69,7 @@ static int node_store(void *user, const char *tmp, const char *sop_class, const 
     aac_node *n = user;
     net_instance in;
     aac_error e = {0};
-    if (net_instance_check(tmp, sop_uid, &in, &e)) {
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e)) {
         fs_discard(tmp);
         snprintf(comment, cap, "%s", e.message);
         spool_receive_end(&n->sp, "", 0);

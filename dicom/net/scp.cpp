@@ -65,6 +65,24 @@ const char *const kImageClasses[] = {
 };
 const int kNumImageClasses = (int)(sizeof kImageClasses / sizeof kImageClasses[0]);
 
+// Objects a study holds besides images (results, reports, annotations): a pull keeps them as
+// they come, it does not score them.
+const char *const kOtherClasses[] = {
+    UID_SegmentationStorage,
+    UID_ParametricMapStorage,
+    UID_BasicTextSRStorage,
+    UID_EnhancedSRStorage,
+    UID_ComprehensiveSRStorage,
+    UID_Comprehensive3DSRStorage,
+    UID_KeyObjectSelectionDocumentStorage,
+    UID_GrayscaleSoftcopyPresentationStateStorage,
+    UID_EncapsulatedPDFStorage,
+    UID_RTStructureSetStorage,
+    UID_SpatialRegistrationStorage,
+    UID_RawDataStorage,
+};
+const int kNumOtherClasses = (int)(sizeof kOtherClasses / sizeof kOtherClasses[0]);
+
 // Uncompressed first (what most senders hold), then what the ingestion decodes: a sender
 // proposing its compressed syntax gets it accepted and the file is stored as received.
 const char *const kAllSyntaxes[] = {
@@ -100,6 +118,13 @@ const syntaxes &decodable() {
 
 extern "C" int net_image_sop_class_count(void) { return kNumImageClasses; }
 extern "C" const char *net_image_sop_class(int i) { return i >= 0 && i < kNumImageClasses ? kImageClasses[i] : ""; }
+extern "C" int net_other_sop_class_count(void) { return kNumOtherClasses; }
+extern "C" const char *net_other_sop_class(int i) { return i >= 0 && i < kNumOtherClasses ? kOtherClasses[i] : ""; }
+extern "C" int net_is_image_sop_class(const char *uid) {
+    for (const char *c : kImageClasses)
+        if (!strcmp(c, uid)) return 1;
+    return 0;
+}
 extern "C" int net_transfer_syntax_count(void) { return decodable().n; }
 extern "C" const char *net_transfer_syntax(int i) { return i >= 0 && i < decodable().n ? decodable().uids[i] : ""; }
 
@@ -420,6 +445,10 @@ extern "C" void net_scp_serve(net_scp *s) {
         if (c.good())
             c = ASC_acceptContextsWithPreferredTransferSyntaxes(
                 assoc->params, const_cast<const char **>(kImageClasses), kNumImageClasses,
+                const_cast<const char **>(ts.uids), ts.n);
+        if (c.good() && s->p.accept_other)
+            c = ASC_acceptContextsWithPreferredTransferSyntaxes(
+                assoc->params, const_cast<const char **>(kOtherClasses), kNumOtherClasses,
                 const_cast<const char **>(ts.uids), ts.n);
         if (c.good()) c = ASC_acknowledgeAssociation(assoc);
         if (c.bad()) {

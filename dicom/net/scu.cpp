@@ -66,7 +66,7 @@ struct sink {
     int take(const char *tmp, const char *sop_uid, char *comment, size_t cap) {
         net_instance in;
         aac_error e = {};
-        if (net_instance_check(tmp, sop_uid, &in, &e) || net_instance_commit(tmp, root.c_str(), &in, &e)) {
+        if (net_instance_check(tmp, sop_uid, 1, &in, &e) || net_instance_commit(tmp, root.c_str(), &in, &e)) {
             fs_discard(tmp);
             snprintf(comment, cap, "%s", e.message);
             failed++;
@@ -344,6 +344,8 @@ extern "C" aac_status aac_net_retrieve_study(const aac_net_scu_params *p, const 
         for (int i = 0; i < net_transfer_syntax_count(); i++) ts.push_back(net_transfer_syntax(i));
         for (int i = 0; i < net_image_sop_class_count(); i++)
             cl.addPresentationContext(net_image_sop_class(i), ts, ASC_SC_ROLE_SCP);
+        for (int i = 0; i < net_other_sop_class_count(); i++)
+            cl.addPresentationContext(net_other_sop_class(i), ts, ASC_SC_ROLE_SCP);
     }
     // C-MOVE: our store SCP, for the duration of the retrieve.
     net_scp *scp = nullptr;
@@ -352,6 +354,7 @@ extern "C" aac_status aac_net_retrieve_study(const aac_net_scu_params *p, const 
         net_scp_params sp = {};
         sp.aet = p->aet, sp.bind = p->bind, sp.port = move_port, sp.max_associations = 4;
         sp.max_pdu = p->max_pdu, sp.timeout_s = p->timeout_s, sp.tls = p->tls, sp.tmp_dir = snk.tmp_dir.c_str();
+        sp.accept_other = 1;
         sp.store = sink_store;
         sp.log = p->log;
         sp.user = &snk;

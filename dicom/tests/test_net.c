@@ -92,20 +92,20 @@ static void test_instance(void) {
     fclose(f);
     net_instance in;
     aac_error e;
-    CHECK_OK(net_instance_check(good, NULL, &in, &e), &e);
+    CHECK_OK(net_instance_check(good, NULL, 0, &in, &e), &e);
     CHECK(!strcmp(in.sop_uid, "2.25.304315987596235327958311935462790418423") &&
               !strcmp(in.series_uid, "2.25.83385753049236022608026809101595047527") &&
               !strcmp(in.sop_class, "1.2.840.10008.5.1.4.1.1.2") && !strcmp(in.patient_id, "AACLIP-SAMPLE"),
           "instance attributes");
-    CHECK(net_instance_check(good, "1.2.3", &in, &e) == AAC_ERR_FORMAT && strstr(e.message, "1.2.3"),
+    CHECK(net_instance_check(good, "1.2.3", 0, &in, &e) == AAC_ERR_FORMAT && strstr(e.message, "1.2.3"),
           "another SOP Instance UID than the C-STORE named: %s", e.message);
-    CHECK(net_instance_check(half, NULL, &in, &e) != AAC_OK && strstr(e.message, "premature end"),
+    CHECK(net_instance_check(half, NULL, 0, &in, &e) != AAC_OK && strstr(e.message, "premature end"),
           "truncated: %s", e.message);
-    CHECK(net_instance_check(bad, NULL, &in, &e) != AAC_OK, "garbage refused: %s", e.message);
+    CHECK(net_instance_check(bad, NULL, 0, &in, &e) != AAC_OK, "garbage refused: %s", e.message);
     char root[300], final[600];
     snprintf(root, sizeof root, "%s/tree", g_dir);
     fs_mkdirs(root);
-    CHECK_OK(net_instance_check(good, NULL, &in, &e), &e);
+    CHECK_OK(net_instance_check(good, NULL, 0, &in, &e), &e);
     CHECK_OK(net_instance_commit(good, root, &in, &e), &e);
     net_instance_path(root, &in, final, sizeof final);
     CHECK(fs_exists(final) && !fs_exists(good), "committed to %s", final);
@@ -176,7 +176,7 @@ static int srv_store(void *user, const char *tmp, const char *sop_class, const c
     (void)sop_class;
     net_instance in;
     aac_error e;
-    if (net_instance_check(tmp, sop_uid, &in, &e) || net_instance_commit(tmp, s->root, &in, &e)) {
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || net_instance_commit(tmp, s->root, &in, &e)) {
         fs_discard(tmp);
         snprintf(comment, cap, "%s", e.message);
         return NET_STATUS_CANNOT_UNDERSTAND;
