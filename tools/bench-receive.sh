@@ -1,10 +1,13 @@
 #!/bin/bash
 # bench-receive.sh [BUILD_DIR] - receive throughput of `aaclip serve` against DCMTK's storescp,
-# measured in the same run, on the same disk, with the same sender (storescu, one association,
-# TCP_NODELAY=1 on both sides), while the node's worker is scoring a job. Prints per-round times
-# and the median rate ratio aaclip/storescp. The series is a 512 x 512 x 300 CT (int16, 300
+# measured in the same run, on the same disk, with the same sender (storescu, TCP_NODELAY=1 on
+# both sides), while the node's worker is scoring a job. Each round sends the series over one
+# association, then split over 4 associations at once (storescp serves associations one after
+# the other, as it runs by default; aaclip serve serves them in parallel). Prints per-round times
+# and the median rate ratios aaclip/storescp. The series is a 512 x 512 x 300 CT (int16, 300
 # files, 152 MiB) made by dicom/tests/gen_fixtures.py. storescp writes each file without fsync;
-# aaclip serve checks each instance and fsyncs it into the spool before answering.
+# aaclip serve checks each instance and makes it durable (fsync, rename, fsync of the folder)
+# before answering.
 #   ROUNDS=5 tools/bench-receive.sh build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,25 +29,40 @@ CT="$WORK/ct512"
 echo "bench-receive: $(ls "$CT" | wc -l) files, $(du -sm "$CT" | cut -f1) MiB, disk of $WORK: $(df --output=source,fstype "$WORK" | tail -1)"
 P1=$(port); P2=$(port)
 mkdir -p "$WORK/storescp"
-storescp -od "$WORK/storescp" "$P1" & pids+=($!)
+storescp -od "$WORK/storescp" "$P1" 2>/dev/null & pids+=($!)
 "$AACLIP" serve --spool "$WORK/spool" --bind 127.0.0.1 --port "$P2" --study-idle 1 --model testdata/demo-model \
   --formats seg,pmap,sr --quiet & pids+=($!)
 for i in $(seq 100); do echoscu -aec AACLIP 127.0.0.1 "$P2" 2>/dev/null && break; sleep 0.2; done
 # The load: the sample study, scored by the worker while the rounds run (each CT round also
 # queues a job for the CT, which keeps the worker busy afterwards).
 storescu -aec AACLIP 127.0.0.1 "$P2" testdata/sample-study/dicom/*.dcm
+ls "$CT"/*.dcm > "$WORK/all.txt"
+split -n l/4 "$WORK/all.txt" "$WORK/part."
+# send AE PORT ASSOCIATIONS: seconds to store the whole series
+send() {
+  local t0 t1
+  t0=$(now)
+  if [ "$3" = 1 ]; then storescu -aec "$1" 127.0.0.1 "$2" "$CT"/*.dcm
+  else for p in "$WORK"/part.*; do storescu -aec "$1" 127.0.0.1 "$2" $(cat "$p") & done; wait; fi
+  t1=$(now)
+  $PY -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1"
+}
 for i in $(seq 300); do [ "$(running)" = yes ] && break; sleep 0.2; done
 echo "bench-receive: scoring job running: $(running)"
-ratios=()
+r1=(); r4=()
+n=$(ls "$CT" | wc -l)
+rate() { $PY -c "import sys; print('%.0f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$n" "$1"; }
 for r in $(seq "$ROUNDS"); do
-  rm -rf "$WORK/storescp"/*
-  t0=$(now); storescu -aec STORESCP 127.0.0.1 "$P1" "$CT"/*.dcm; t1=$(now)
-  before=$(running)
-  t2=$(now); storescu -aec AACLIP 127.0.0.1 "$P2" "$CT"/*.dcm; t3=$(now)
-  after=$(running)
-  read -r a b ratio < <($PY -c "import sys; a=float(sys.argv[2])-float(sys.argv[1]); b=float(sys.argv[4])-float(sys.argv[3]); print('%.3f %.3f %.3f' % (a, b, a/b))" "$t0" "$t1" "$t2" "$t3")
-  n=$(ls "$CT" | wc -l)
-  echo "round $r: storescp $a s ($($PY -c "print('%.0f' % ($n/$a))") inst/s), aaclip serve $b s ($($PY -c "print('%.0f' % ($n/$b))") inst/s), ratio $ratio; scoring during the aaclip round: $before/$after"
-  ratios+=("$ratio")
+  for k in 1 4; do
+    rm -rf "$WORK/storescp"/*
+    a=$(send STORESCP "$P1" $k)
+    before=$(running)
+    b=$(send AACLIP "$P2" $k)
+    after=$(running)
+    ratio=$($PY -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$a" "$b")
+    echo "round $r, $k association(s): storescp $a s ($(rate "$a") inst/s), aaclip serve $b s ($(rate "$b") inst/s), ratio $ratio; scoring during the aaclip send: $before/$after"
+    if [ $k = 1 ]; then r1+=("$ratio"); else r4+=("$ratio"); fi
+  done
 done
-echo "bench-receive: median ratio aaclip/storescp $($PY -c "import statistics,sys; print('%.2f' % statistics.median(map(float, sys.argv[1:])))" "${ratios[@]}")"
+med() { $PY -c "import statistics,sys; print('%.2f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
+echo "bench-receive: median ratio aaclip/storescp: 1 association $(med "${r1[@]}"), 4 associations $(med "${r4[@]}")"
