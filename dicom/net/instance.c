@@ -64,7 +64,8 @@ static aac_status make_dir(const char *dir, const char *parent, aac_error *err) 
     return aac_fail(err, AAC_ERR_IO, "%s: cannot create the folder: %s", dir, strerror(errno));
 }
 
-aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, aac_error *err) {
+aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, int sync_folder,
+                               aac_error *err) {
     char study[4200], series[4300], final[4400];
     snprintf(study, sizeof study, "%s/%s", root, in->study_uid);
     snprintf(series, sizeof series, "%s/%s", study, in->series_uid);
@@ -75,5 +76,5 @@ aac_status net_instance_commit(const char *tmp, const char *root, const net_inst
         fs_discard(tmp);
         return s;
     }
-    return fs_commit(tmp, final, err);
+    return sync_folder ? fs_commit(tmp, final, err) : fs_commit_nosync(tmp, final, err);
 }

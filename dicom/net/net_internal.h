@@ -67,8 +67,12 @@ aac_status net_instance_check(const char *path, const char *expect_sop, int othe
 /* root/<StudyUID>/<SeriesUID>/<SOPInstanceUID>.dcm */
 void net_instance_path(const char *root, const net_instance *in, char *out, size_t cap);
 /* Moves the received file tmp to its place under root (temp + fsync + rename via fs_commit;
- * new folders synced into their parents); a file of the same SOP Instance UID is replaced. */
-aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, aac_error *err);
+ * new folders synced into their parents); a file of the same SOP Instance UID is replaced.
+ * sync_folder 0: the series folder is not synced after the rename (one disk flush per
+ * instance instead of two); the caller finishes a tmp file a crash left (spool_open) and syncs
+ * the folder before a job reads it. */
+aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, int sync_folder,
+                               aac_error *err);
 
 /* ---- the acceptor (scp.cpp) */
 typedef struct net_scp net_scp;

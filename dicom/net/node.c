@@ -90,7 +90,7 @@ static int node_store(void *user, const char *tmp, const char *sop_class, const 
         net_logf(node_log, n, "error", sop_uid, "cannot spool: %s", e.message);
         return NET_STATUS_OUT_OF_RESOURCES;
     }
-    const aac_status s = net_instance_commit(tmp, n->sp.incoming, &in, &e);
+    const aac_status s = net_instance_commit(tmp, n->sp.incoming, &in, 0, &e);
     spool_receive_end(&n->sp, in.study_uid, s == AAC_OK);
     n->status_dirty = 1;
     if (s) {

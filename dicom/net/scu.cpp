@@ -66,7 +66,7 @@ struct sink {
     int take(const char *tmp, const char *sop_uid, char *comment, size_t cap) {
         net_instance in;
         aac_error e = {};
-        if (net_instance_check(tmp, sop_uid, 1, &in, &e) || net_instance_commit(tmp, root.c_str(), &in, &e)) {
+        if (net_instance_check(tmp, sop_uid, 1, &in, &e) || net_instance_commit(tmp, root.c_str(), &in, 1, &e)) {
             fs_discard(tmp);
             snprintf(comment, cap, "%s", e.message);
             failed++;
@@ -131,13 +131,19 @@ struct client {
         if (net_tls_wanted(&p->tls)) {
             tls.reset(net_tls_layer(&p->tls, NET_REQUESTOR, err));
             if (!tls) return err ? err->code : AAC_ERR_IO;
-            if (scu.useSecureConnection(tls.get()).bad()) return aac_fail(err, AAC_ERR_IO, "TLS set-up failed");
         }
         return AAC_OK;
     }
 
-    aac_status connect(const aac_net_scu_params *p, aac_error *err) {
+    // The network, then TLS on it (DcmSCU needs the network first), then the association.
+    OFCondition open() {
         OFCondition c = scu.initNetwork();
+        if (c.good() && tls) c = scu.useSecureConnection(tls.get());
+        return c;
+    }
+
+    aac_status connect(const aac_net_scu_params *p, aac_error *err) {
+        OFCondition c = open();
         if (c.good()) c = scu.negotiateAssociation();
         if (c.bad())
             return aac_fail(err, AAC_ERR_IO, "%s: association failed: %s", peer_name(p).c_str(), c.text());
@@ -361,7 +367,7 @@ extern "C" aac_status aac_net_retrieve_study(const aac_net_scu_params *p, const 
         if ((s = net_scp_open(&sp, &scp, err))) return s;
         scp_thread = std::thread([scp] { net_scp_serve(scp); });
     }
-    OFCondition c = cl.initNetwork();
+    OFCondition c = base.open();
     if (c.good()) c = cl.negotiateAssociation();
     DcmDataset keys;
     put(keys, DCM_QueryRetrieveLevel, "STUDY");

@@ -15,6 +15,8 @@
 #include "fsutil.h"
 #include "node_internal.h"
 
+static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_error *err);
+
 static int grow(void **p, int *cap, int need, size_t size) {
     if (need <= *cap) return 0;
     int c = *cap ? *cap * 2 : 16;
@@ -150,6 +152,36 @@ static aac_status load_jobs(spool *sp, net_log_fn log, void *user, aac_error *er
     return s;
 }
 
+/* Files a crash left in tmp/: one being received (never acknowledged: incomplete, refused by
+ * the check, removed), or one that was fsynced, acknowledged and renamed, the rename not yet
+ * on disk (complete: put in place again, durably). A complete file that was not acknowledged
+ * yet is kept too: its sender sends it again, and the copy replaces it. */
+static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_error *err) {
+    char **names;
+    int n = list_dir(sp->tmp, &names), kept = 0;
+    aac_status s = AAC_OK;
+    for (int i = 0; i < n && !s; i++) {
+        if (!strcmp(names[i], ".") || !strcmp(names[i], "..")) continue;
+        char path[4400];
+        snprintf(path, sizeof path, "%s/%s", sp->tmp, names[i]);
+        net_instance in;
+        aac_error e;
+        if (net_instance_check(path, NULL, 0, &in, &e)) {
+            unlink(path);
+            continue;
+        }
+        s = spool_receive_begin(sp, &in, err);
+        if (s) break;
+        const aac_status c = net_instance_commit(path, sp->incoming, &in, 1, &e);
+        spool_receive_end(sp, in.study_uid, c == AAC_OK);
+        if (c) net_logf(log, user, "error", names[i], "%s", e.message);
+        else kept++;
+    }
+    if (n >= 0) free_names(names, n);
+    if (kept) net_logf(log, user, "note", "", "%d received instance(s) put in place after the restart", kept);
+    return s;
+}
+
 aac_status spool_open(const char *dir, spool *sp, net_log_fn log, void *user, aac_error *err) {
     memset(sp, 0, sizeof *sp);
     pthread_mutex_init(&sp->mu, NULL);
@@ -170,18 +202,9 @@ aac_status spool_open(const char *dir, spool *sp, net_log_fn log, void *user, aa
         if (fs_mkdirs(dirs[i])) return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", dirs[i], strerror(errno));
     }
     fs_sync_dir(dir);
-    /* What was being received when the process died was never acknowledged. */
-    char **names;
-    int n = list_dir(sp->tmp, &names);
-    for (int i = 0; i < n; i++) {
-        if (!strcmp(names[i], ".") || !strcmp(names[i], "..")) continue;
-        char path[4400];
-        snprintf(path, sizeof path, "%s/%s", sp->tmp, names[i]);
-        unlink(path);
-    }
-    if (n >= 0) free_names(names, n);
     aac_status s = load_pending(sp, log, user, err);
     if (!s) s = load_jobs(sp, log, user, err);
+    if (!s) s = recover_received(sp, log, user, err);
     if (!s && sp->n_pending)
         net_logf(log, user, "note", "", "%d series were receiving when the node stopped: their studies are complete "
                  "after the idle time", sp->n_pending);
@@ -271,6 +294,11 @@ int spool_close_idle(spool *sp, double idle_s, net_log_fn log, void *user) {
             job_path(sp->jobs_dir, id, ".json", to, sizeof to);
             job j;
             aac_error e;
+            /* The series' instances were renamed into its folder without syncing it: make
+             * those renames durable before the job that reads them. */
+            char series_dir[4400];
+            snprintf(series_dir, sizeof series_dir, "%s/%s/%s", sp->incoming, st->uid, p->series);
+            fs_sync_dir(series_dir);
             /* The rename is the moment the job exists: before it the series is pending, after
              * it queued, never both. */
             if (job_read(from, id, &j, &e) || rename(from, to)) {

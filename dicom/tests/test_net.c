@@ -106,7 +106,7 @@ static void test_instance(void) {
     snprintf(root, sizeof root, "%s/tree", g_dir);
     fs_mkdirs(root);
     CHECK_OK(net_instance_check(good, NULL, 0, &in, &e), &e);
-    CHECK_OK(net_instance_commit(good, root, &in, &e), &e);
+    CHECK_OK(net_instance_commit(good, root, &in, 1, &e), &e);
     net_instance_path(root, &in, final, sizeof final);
     CHECK(fs_exists(final) && !fs_exists(good), "committed to %s", final);
 }
@@ -132,34 +132,46 @@ static void test_spool(void) {
     cut_copy(SAMPLE "/IM0001.dcm", p, 1000);
     snprintf(p, sizeof p, "%s/jobs/.0000000008.json.tmp-1-0.json", dir);
     cut_copy(SAMPLE "/IM0001.dcm", p, 10);
+    /* and a complete, fsynced instance whose rename into incoming/ did not reach the disk */
+    snprintf(p, sizeof p, "%s/tmp/123-5.rcv", dir);
+    cut_copy(SAMPLE "/IM0001.dcm", p, -1);
     CHECK_OK(spool_open(dir, &sp, NULL, NULL, &e), &e);
+    snprintf(p, sizeof p,
+             "%s/incoming/2.25.190611226790868325425942225526589865138/2.25.83385753049236022608026809101595047527/"
+             "2.25.304315987596235327958311935462790418423.dcm", dir);
+    CHECK(fs_exists(p) && sp.received == 1, "the complete received file is put in place");
     snprintf(p, sizeof p, "%s/tmp/123-4.rcv", dir);
     CHECK(!fs_exists(p), "half-received file removed");
     snprintf(p, sizeof p, "%s/jobs/.0000000008.json.tmp-1-0.json", dir);
     CHECK(!fs_exists(p), "temporary job file removed");
     CHECK(sp.n_jobs == 1 && sp.jobs[0].id == 7 && sp.jobs[0].state == JOB_QUEUED && sp.jobs[0].n_results == 0,
           "the running job is queued again");
-    CHECK(sp.n_pending == 1 && sp.n_studies == 1 && !strcmp(sp.studies[0].uid, "1.2.3"), "pending series back");
+    CHECK(sp.n_pending == 2 && sp.n_studies == 2 && !strcmp(sp.studies[0].uid, "1.2.3"),
+          "pending series back, and the recovered instance's series pending");
     job r;
     job_path(sp.jobs_dir, 7, ".json", p, sizeof p);
     CHECK_OK(job_read(p, 7, &r, &e), &e);
     CHECK(r.state == JOB_QUEUED, "state file says queued");
     job_free(&r);
-    CHECK(spool_close_idle(&sp, 0, NULL, NULL) == 1 && sp.n_pending == 0 && sp.n_jobs == 2 && sp.jobs[1].id == 8,
-          "idle study: its pending series is job 8");
+    CHECK(spool_close_idle(&sp, 0, NULL, NULL) == 2 && sp.n_pending == 0 && sp.n_jobs == 3 && sp.jobs[1].id == 8,
+          "idle studies: their pending series are jobs 8 and 9");
     snprintf(p, sizeof p, "%s/pending/1.2.3.4.json", dir);
     CHECK(!fs_exists(p), "pending file renamed into jobs/");
     job_path(sp.jobs_dir, 8, ".json", p, sizeof p);
     CHECK_OK(job_read(p, 8, &r, &e), &e);
     CHECK(r.state == JOB_QUEUED && !strcmp(r.series, "1.2.3.4") && !strcmp(r.study, "1.2.3"), "job 8 file");
     job_free(&r);
+    job_path(sp.jobs_dir, 9, ".json", p, sizeof p);
+    CHECK_OK(job_read(p, 9, &r, &e), &e);
+    CHECK(!strcmp(r.series, "2.25.83385753049236022608026809101595047527"), "job 9: the recovered series");
+    job_free(&r);
     job *j8 = spool_job(&sp, 8);
     j8->state = JOB_DONE;
     CHECK_OK(spool_job_update(&sp, j8, &e), &e);
-    CHECK(sp.n_jobs == 1 && sp.done == 1, "a done job leaves memory");
+    CHECK(sp.n_jobs == 2 && sp.done == 1, "a done job leaves memory");
     spool_close(&sp);
     CHECK_OK(spool_open(dir, &sp, NULL, NULL, &e), &e);
-    CHECK(sp.n_jobs == 1 && sp.done == 1 && sp.max_id == 8, "reopened: 1 queued, 1 done, ids continue");
+    CHECK(sp.n_jobs == 2 && sp.done == 1 && sp.max_id == 9, "reopened: 2 queued, 1 done, ids continue");
     spool_close(&sp);
 }
 
@@ -176,7 +188,7 @@ static int srv_store(void *user, const char *tmp, const char *sop_class, const c
     (void)sop_class;
     net_instance in;
     aac_error e;
-    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || net_instance_commit(tmp, s->root, &in, &e)) {
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || net_instance_commit(tmp, s->root, &in, 1, &e)) {
         fs_discard(tmp);
         snprintf(comment, cap, "%s", e.message);
         return NET_STATUS_CANNOT_UNDERSTAND;
@@ -276,6 +288,61 @@ static void test_network(void) {
     CHECK(aac_net_echo(&p, &e) == AAC_ERR_IO, "stopped node: no answer");
 }
 
+/* TLS: a CA and two certificates from openssl; the node requires a certificate of that CA. */
+static void test_tls(void) {
+    char d[300];
+    snprintf(d, sizeof d, "%s/tls", g_dir);
+    if (dt_run("mkdir -p '%s' && cd '%s' && ("
+               "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=ca && "
+               "openssl req -newkey rsa:2048 -nodes -keyout a.key -out a.csr -subj /CN=a && "
+               "openssl x509 -req -in a.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out a.pem -days 2 && "
+               "openssl req -x509 -newkey rsa:2048 -nodes -keyout b.key -out b.pem -days 2 -subj /CN=b) >/dev/null 2>&1",
+               d, d) != 0) {
+        printf("test_net: openssl could not make test certificates: TLS not tested\n");
+        return;
+    }
+    char key[400], cert[400], ca[400], bkey[400], bcert[400], tmp[300];
+    snprintf(key, sizeof key, "%s/a.key", d);
+    snprintf(cert, sizeof cert, "%s/a.pem", d);
+    snprintf(ca, sizeof ca, "%s/ca.pem", d);
+    snprintf(bkey, sizeof bkey, "%s/b.key", d);
+    snprintf(bcert, sizeof bcert, "%s/b.pem", d);
+    snprintf(tmp, sizeof tmp, "%s/rcv-tls", g_dir);
+    fs_mkdirs(tmp);
+    server srv = {.stop = 0};
+    snprintf(srv.root, sizeof srv.root, "%s/received-tls", g_dir);
+    fs_mkdirs(srv.root);
+    const int port = free_port();
+    net_scp_params sp = {.aet = "NODE", .bind = "127.0.0.1", .port = port, .timeout_s = 10, .tmp_dir = tmp,
+                         .tls = {key, cert, ca}, .store = srv_store, .should_stop = srv_stop, .user = &srv};
+    net_scp *scp = NULL;
+    aac_error e;
+    CHECK_OK(net_scp_open(&sp, &scp, &e), &e);
+    pthread_t th;
+    pthread_create(&th, NULL, srv_main, scp);
+    aac_net_scu_params p = aac_net_scu_default_params();
+    p.timeout_s = 5;
+    snprintf(p.peer.aet, sizeof p.peer.aet, "NODE");
+    snprintf(p.peer.host, sizeof p.peer.host, "127.0.0.1");
+    p.peer.port = port;
+    p.tls = (aac_net_tls){key, cert, ca};
+    CHECK_OK(aac_net_echo(&p, &e), &e);
+    const char *file = SAMPLE "/IM0005.dcm";
+    aac_net_sent out;
+    CHECK_OK(aac_net_store_files(&p, &file, 1, NULL, &out, &e), &e);
+    CHECK(out == AAC_SENT_OK && srv.stored == 1, "C-STORE over TLS");
+    p.tls = (aac_net_tls){bkey, bcert, NULL};
+    CHECK(aac_net_echo(&p, &e) == AAC_ERR_IO, "a certificate not from the CA refused: %s", e.message);
+    p.tls = (aac_net_tls){NULL, NULL, NULL};
+    CHECK(aac_net_echo(&p, &e) == AAC_ERR_IO, "plain TCP to a TLS node refused: %s", e.message);
+    p.tls = (aac_net_tls){key, bcert, NULL};
+    CHECK(aac_net_echo(&p, &e) == AAC_ERR_ARG && strstr(e.message, "does not match"), "key/cert mismatch: %s",
+          e.message);
+    srv.stop = 1;
+    pthread_join(th, NULL);
+    net_scp_free(scp);
+}
+
 int main(void) {
     if (!mkdtemp(g_dir)) return perror("mkdtemp"), 1;
     test_names();
@@ -283,6 +350,7 @@ int main(void) {
     test_instance();
     test_spool();
     test_network();
+    test_tls();
     if (!tu_failures) fs_remove_tree(g_dir);
     printf("test_net: %s\n", tu_failures ? "FAILED" : "ok");
     return tu_failures ? 1 : 0;
