@@ -21,12 +21,15 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
 import urllib.request
 
 import pydicom
+import pydicom.filebase
+import pydicom.filewriter
 
 AACLIP, SRC, WORK = sys.argv[1], sys.argv[2], sys.argv[3]
 SAMPLE = os.path.join(SRC, "testdata", "sample-study", "dicom")
@@ -63,13 +66,13 @@ def free_port():
     return port
 
 
-def wait_for(cond, timeout, what):
+def wait_for(cond, timeout, what, step=0.2):
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         v = cond()
         if v:
             return v
-        time.sleep(0.2)
+        time.sleep(step)
     fail("timed out after %g s waiting for %s" % (timeout, what))
 
 
@@ -202,6 +205,89 @@ class Serve:
         self.proc.terminate()
         rc = self.proc.wait(timeout=120)
         return rc
+
+
+class RawStoreSCU:
+    """A minimal C-STORE SCU on the DICOM upper layer (implicit VR little endian), so a test can
+    stop in the middle of a dataset: the node is then killed while it is receiving."""
+    CT = "1.2.840.10008.5.1.4.1.1.2"
+
+    def __init__(self, port, calling="RAWSCU", called="AACLIP"):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.msg_id = 0
+        ts = self.item(0x40, b"1.2.840.10008.1.2")
+        pc = struct.pack(">BBBB", 1, 0, 0, 0) + self.item(0x30, self.CT.encode()) + ts
+        user = self.item(0x51, struct.pack(">I", 16384))
+        body = struct.pack(">HH", 1, 0) + called.ljust(16).encode() + calling.ljust(16).encode() + bytes(32) + \
+            self.item(0x10, b"1.2.840.10008.3.1.1.1") + self.item(0x20, pc) + self.item(0x50, user)
+        self.send_pdu(0x01, body)
+        kind, data = self.read_pdu()
+        if kind != 0x02:
+            raise RuntimeError("association not accepted (PDU type %d)" % kind)
+
+    @staticmethod
+    def item(kind, data):
+        return struct.pack(">BBH", kind, 0, len(data)) + data
+
+    def send_pdu(self, kind, body):
+        self.sock.sendall(struct.pack(">BBI", kind, 0, len(body)) + body)
+
+    def read_exact(self, n):
+        b = b""
+        while len(b) < n:
+            chunk = self.sock.recv(n - len(b))
+            if not chunk:
+                raise RuntimeError("connection closed")
+            b += chunk
+        return b
+
+    def read_pdu(self):
+        kind, _, n = struct.unpack(">BBI", self.read_exact(6))
+        return kind, self.read_exact(n)
+
+    def pdv(self, data, command, last):
+        header = (1 if command else 0) | (2 if last else 0)
+        self.send_pdu(0x04, struct.pack(">IBB", len(data) + 2, 1, header) + data)
+
+    @staticmethod
+    def element(group, elem, value):
+        if len(value) % 2:
+            value += b"\0"
+        return struct.pack("<HHI", group, elem, len(value)) + value
+
+    def command(self, sop_uid):
+        self.msg_id += 1
+        e = self.element
+        body = e(0, 0x0002, self.CT.encode()) + e(0, 0x0100, struct.pack("<H", 1)) + \
+            e(0, 0x0110, struct.pack("<H", self.msg_id)) + e(0, 0x0700, struct.pack("<H", 0)) + \
+            e(0, 0x0800, struct.pack("<H", 0)) + e(0, 0x1000, sop_uid.encode())
+        return e(0, 0x0000, struct.pack("<I", len(body))) + body
+
+    @staticmethod
+    def dataset(path):
+        ds = pydicom.dcmread(path)
+        buf = io.BytesIO()
+        out = pydicom.filebase.DicomFileLike(buf)
+        out.is_little_endian, out.is_implicit_VR = True, True
+        pydicom.filewriter.write_dataset(out, ds)
+        return ds.SOPInstanceUID, buf.getvalue()
+
+    def store(self, path, fraction=1.0):
+        """Sends one instance; fraction < 1 stops after that part of its dataset (no response)."""
+        uid, data = self.dataset(path)
+        self.pdv(self.command(uid), True, True)
+        cut = len(data) if fraction >= 1 else int(len(data) * fraction)
+        for off in range(0, cut, 16000):
+            piece = data[off:min(off + 16000, cut)]
+            self.pdv(piece, False, fraction >= 1 and off + 16000 >= len(data))
+        if fraction < 1:
+            return None
+        kind, body = self.read_pdu()
+        status = body.find(struct.pack("<HHI", 0, 0x0900, 2))
+        return struct.unpack("<H", body[status + 8:status + 10])[0] if kind == 4 and status >= 0 else None
+
+    def close(self):
+        self.sock.close()
 
 
 def storescu(port, files, aet="STORESCU", opts=()):
@@ -355,25 +441,32 @@ def main():
 
     # ---- 5: kill -9 during receive and during scoring
     e_dir, e_study, _ = derived_study("e", n=24, first=4)
-    s2 = Serve("spool2", free_port(), dest, ["--study-idle", "3"])
-    sender = storescu(s2.port, files_of(e_dir))
+    s2 = Serve("spool2", free_port(), dest, ["--study-idle", "2"])
     incoming = os.path.join(s2.spool, "incoming", e_study)
-    wait_for(lambda: os.path.isdir(incoming) and sum(len(f) for _, _, f in os.walk(incoming)) >= 4, 60,
-             "the first instances of study e in the spool")
+    raw = RawStoreSCU(s2.port)
+    statuses = [raw.store(f) for f in files_of(e_dir)[:10]]
+    check(statuses == [0] * 10, "raw C-STORE: 10 instances acknowledged (%s)" % statuses)
+    raw.store(files_of(e_dir)[10], fraction=0.5)  # the 11th stops halfway: the node is receiving it
+    wait_for(lambda: any(os.path.getsize(os.path.join(s2.spool, "tmp", f)) > 0
+                         for f in os.listdir(os.path.join(s2.spool, "tmp"))), 30, "the 11th instance being received")
     s2.kill9()
-    sender.communicate(timeout=60)
+    raw.close()
     n_before = sum(len(f) for _, _, f in os.walk(incoming))
-    check(n_before < 24 and not os.listdir(os.path.join(s2.spool, "jobs")),
-          "killed during receive (%d of 24 instances in, no job yet)" % n_before)
+    check(n_before == 10 and not os.listdir(os.path.join(s2.spool, "jobs")),
+          "killed during receive: the 10 acknowledged instances are in the spool, no job yet")
     s2.start()
+    check(not os.listdir(os.path.join(s2.spool, "tmp")) and
+          sum(len(f) for _, _, f in os.walk(incoming)) == 10, "restart: the half-received instance is gone, "
+          "the 10 acknowledged ones kept")
     p = storescu(s2.port, files_of(e_dir))  # the sender sends again what was not acknowledged
     p.communicate(timeout=120)
     wait_for(lambda: orth.result_count(e_study) >= 4, 240, "study e's results after the restart")
     wait_for(s2.idle, 60, "serve 2 idle")
-    f_dir, f_study, _ = derived_study("f", n=8, first=8)
+    f_dir, f_study, _ = derived_study("f", n=24, first=4)
     p = storescu(s2.port, files_of(f_dir))
     p.communicate(timeout=60)
-    wait_for(lambda: (s2.status().get("running") or {}).get("study") == f_study, 120, "study f's job to run")
+    # the log line is written as the job starts; 24 slices take more than a second to score
+    wait_for(lambda: "scoring (study %s)" % f_study in s2.logtext(), 120, "study f's job to start", step=0.02)
     s2.kill9()
     check(orth.result_count(f_study) == 0, "killed while scoring study f (nothing delivered yet)")
     s2.start()

@@ -196,6 +196,16 @@ void *node_worker(void *arg) {
     }
     node_log(n, "note", "", "model loaded: the worker is ready");
     pthread_mutex_lock(&sp->mu);
+    /* Jobs scored for a destination this run does not have: their results stay in the spool. */
+    for (int i = 0; !n->has_dest && i < sp->n_jobs; i++) {
+        job *j = &sp->jobs[i];
+        if (j->state != JOB_SCORED) continue;
+        j->state = JOB_DONE;
+        net_utc(j->finished);
+        snprintf(j->error, sizeof j->error, "not delivered: the node was restarted without a destination");
+        if (spool_job_update(sp, j, &e)) node_log(n, "error", "", e.message);
+        i = -1; /* the list moved */
+    }
     while (!n->stop) {
         job *j = next_queued(n);
         if (j) {
