@@ -27,6 +27,22 @@ running() { $PY -c 'import json,sys; print("yes" if (json.load(open(sys.argv[1])
 $PY dicom/tests/gen_fixtures.py "$WORK" bench >/dev/null
 CT="$WORK/ct512"
 echo "bench-receive: $(ls "$CT" | wc -l) files, $(du -sm "$CT" | cut -f1) MiB, disk of $WORK: $(df --output=source,fstype "$WORK" | tail -1)"
+# What one durable write costs on this disk (the floor of a per-instance flush).
+$PY - "$WORK" <<'PYEOF'
+import os, statistics, sys, time
+data, ts = os.urandom(524288), []
+for i in range(20):
+    p = os.path.join(sys.argv[1], "flush%d" % i)
+    t = time.monotonic()
+    fd = os.open(p, os.O_WRONLY | os.O_CREAT)
+    os.write(fd, data)
+    os.fsync(fd)
+    os.close(fd)
+    ts.append(time.monotonic() - t)
+    os.unlink(p)
+print("bench-receive: 512 KiB write + fsync on this disk: median %.1f ms (min %.1f, max %.1f)" %
+      (1e3 * statistics.median(ts), 1e3 * min(ts), 1e3 * max(ts)))
+PYEOF
 P1=$(port); P2=$(port)
 mkdir -p "$WORK/storescp"
 storescp -od "$WORK/storescp" "$P1" 2>/dev/null & pids+=($!)

@@ -406,6 +406,14 @@ def main():
         check(orth.result_count(st_uid) == 4, "study %s (storescu, 3 associations at once): 4 results" % t)
     b_results = os.listdir(os.path.join(s1.spool, "results", "NET-B", studies["b"][1], studies["b"][2]))
     check("seg_binary.dcm" in b_results, "study b scored without its truncated slice")
+    # an instance of study c arrives again after its job ran: a new job, whose results replace the old
+    c_seg = os.path.join(s1.spool, "results", "NET-C", studies["c"][1], studies["c"][2], "seg_binary.dcm")
+    old_uid = pydicom.dcmread(c_seg).SOPInstanceUID
+    storescu(serve_port, files_of(studies["c"][0])[:1]).communicate(timeout=60)
+    wait_for(lambda: orth.result_count(studies["c"][1]) >= 8, 240, "study c's second results")
+    wait_for(s1.idle, 60, "serve 1 to be idle")
+    check(pydicom.dcmread(c_seg).SOPInstanceUID != old_uid and orth.result_count(studies["c"][1]) == 8,
+          "an instance arriving after the job ran: a new job, its results replace the old folder and are sent")
     check(s1.term() == 0, "serve exits 0 on SIGTERM")
 
     # ---- 3: pull (C-GET: same datasets; C-MOVE by patient, then score)

@@ -158,7 +158,7 @@ static void *clock_main(void *arg) {
     while (!n->stop) {
         if (spool_close_idle(&n->sp, n->p.study_idle_s, node_log, n)) n->status_dirty = 1;
         const double t = net_now();
-        if (n->status_dirty && t - last_status >= 0.5) {
+        if (n->status_dirty && t - last_status >= 1.0) {
             n->status_dirty = 0;
             last_status = t;
             node_write_status(n);
