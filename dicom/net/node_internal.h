@@ -11,6 +11,7 @@
  *   SPOOL/jobs/<id>.acked.json         what the destination acknowledged (aac_ledger)
  *   SPOOL/results/<patient>/<study>/<series>/   the scoring pipeline's folders
  *   SPOOL/status.json                  queue, running job, last errors (rewritten atomically)
+ *   SPOOL/lock                         held (flock) by the node using the spool
  */
 #ifndef AAC_NODE_INTERNAL_H
 #define AAC_NODE_INTERNAL_H
@@ -78,6 +79,7 @@ typedef struct spool {
     long done, failed, superseded;
     long received, refused;
     long running_id;      /* 0: none */
+    int lock_fd;          /* SPOOL/lock, flock'ed: one node per spool */
 } spool;
 
 /* Creates the folders, removes what a crash left in tmp/, loads pending series (their studies

@@ -5,6 +5,8 @@
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +186,7 @@ static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_er
 
 aac_status spool_open(const char *dir, spool *sp, net_log_fn log, void *user, aac_error *err) {
     memset(sp, 0, sizeof *sp);
+    sp->lock_fd = -1;
     pthread_mutex_init(&sp->mu, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -202,6 +205,13 @@ aac_status spool_open(const char *dir, spool *sp, net_log_fn log, void *user, aa
         if (fs_mkdirs(dirs[i])) return aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", dirs[i], strerror(errno));
     }
     fs_sync_dir(dir);
+    /* Two nodes on one spool would make every job twice. */
+    char *lock = fs_join(dir, "lock");
+    sp->lock_fd = lock ? open(lock, O_RDWR | O_CREAT | O_CLOEXEC, 0644) : -1;
+    free(lock);
+    if (sp->lock_fd < 0 || flock(sp->lock_fd, LOCK_EX | LOCK_NB))
+        return aac_fail(err, AAC_ERR_IO, "%s: the spool is in use by another aaclip serve (or cannot be locked: %s)",
+                        dir, strerror(errno));
     aac_status s = load_pending(sp, log, user, err);
     if (!s) s = load_jobs(sp, log, user, err);
     if (!s) s = recover_received(sp, log, user, err);
@@ -217,9 +227,11 @@ void spool_close(spool *sp) {
     free(sp->studies);
     free(sp->pending);
     free(sp->dir), free(sp->tmp), free(sp->incoming), free(sp->pending_dir), free(sp->jobs_dir), free(sp->results);
+    if (sp->lock_fd >= 0) close(sp->lock_fd);
     pthread_mutex_destroy(&sp->mu);
     pthread_cond_destroy(&sp->cv);
     memset(sp, 0, sizeof *sp);
+    sp->lock_fd = -1;
 }
 
 aac_status spool_receive_begin(spool *sp, const net_instance *in, aac_error *err) {

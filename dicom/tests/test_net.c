@@ -117,6 +117,10 @@ static void test_spool(void) {
     spool sp;
     aac_error e;
     CHECK_OK(spool_open(dir, &sp, NULL, NULL, &e), &e);
+    spool other;
+    CHECK(spool_open(dir, &other, NULL, NULL, &e) == AAC_ERR_IO && strstr(e.message, "in use"),
+          "a second node on the spool refused: %s", e.message);
+    spool_close(&other);
     net_instance in = {.study_uid = "1.2.3", .series_uid = "1.2.3.4", .sop_uid = "1.2.3.4.5", .patient_id = "P"};
     CHECK_OK(spool_receive_begin(&sp, &in, &e), &e);
     spool_receive_end(&sp, in.study_uid, 1);
