@@ -212,6 +212,7 @@ struct store_ctx {
     T_ASC_Association *assoc;
     int refuse;             // status to answer without storing (admit said no)
     bool too_large = false;
+    int status = -1;        // what was answered
     DcmDataset *detail = nullptr;
 };
 
@@ -247,6 +248,7 @@ void store_callback(void *data, T_DIMSE_StoreProgress *progress, T_DIMSE_C_Store
                                               req->AffectedSOPInstanceUID, comment, sizeof comment);
         if (rsp->DimseStatus != STATUS_Success) set_comment(c, comment);
     }
+    c->status = rsp->DimseStatus;
     *detail = c->detail;
 }
 
@@ -304,7 +306,8 @@ void serve_association(net_scp *s, T_ASC_Association *assoc, std::string who) {
                 ASC_abortAssociation(assoc);
                 break;
             }
-            if (c.good()) stored++;
+            if (c.good() && ctx.status == STATUS_Success) stored++;
+            else if (c.good()) refused++;
         } else {
             logf(s, "error", who.c_str(), "unsupported command 0x%x: association aborted", (unsigned)msg.CommandField);
             end = "aborted (unsupported command)";
@@ -318,8 +321,7 @@ void serve_association(net_scp *s, T_ASC_Association *assoc, std::string who) {
             break;
         }
     }
-    logf(s, "association", who.c_str(), "%s after %lu message(s)%s", end, stored,
-         refused ? ", an instance refused" : "");
+    logf(s, "association", who.c_str(), "%s: %lu instance(s) stored, %lu refused", end, stored, refused);
     ASC_dropSCPAssociation(assoc);
     ASC_destroyAssociation(&assoc);
 }
