@@ -46,39 +46,49 @@ PYEOF
 P1=$(port); P2=$(port)
 mkdir -p "$WORK/storescp"
 storescp -od "$WORK/storescp" "$P1" 2>/dev/null & pids+=($!)
-"$AACLIP" serve --spool "$WORK/spool" --bind 127.0.0.1 --port "$P2" --study-idle 1 --model testdata/demo-model \
+"$AACLIP" serve --spool "$WORK/spool" --bind 127.0.0.1 --port "$P2" --study-idle 5 --model testdata/demo-model \
   --formats seg,pmap,sr --quiet & pids+=($!)
 for i in $(seq 100); do echoscu -aec AACLIP 127.0.0.1 "$P2" 2>/dev/null && break; sleep 0.2; done
-# The load: the sample study, scored by the worker while the rounds run (each CT round also
-# queues a job for the CT, which keeps the worker busy afterwards).
-storescu -aec AACLIP 127.0.0.1 "$P2" testdata/sample-study/dicom/*.dcm
 ls "$CT"/*.dcm > "$WORK/all.txt"
 split -n l/4 "$WORK/all.txt" "$WORK/part."
 # send AE PORT ASSOCIATIONS: seconds to store the whole series
 send() {
   local t0 t1
+  # Each send starts with no dirty pages: on ext4 (data=ordered) the node's first fsync would
+  # otherwise write back what the previous send (storescp's 152 MiB) left in the page cache.
+  sync
   t0=$(now)
   if [ "$3" = 1 ]; then storescu -aec "$1" 127.0.0.1 "$2" "$CT"/*.dcm
   else for p in "$WORK"/part.*; do storescu -aec "$1" 127.0.0.1 "$2" $(cat "$p") & done; wait; fi
   t1=$(now)
   $PY -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1"
 }
-for i in $(seq 300); do [ "$(running)" = yes ] && break; sleep 0.2; done
-echo "bench-receive: scoring job running: $(running)"
-r1=(); r4=()
 n=$(ls "$CT" | wc -l)
 rate() { $PY -c "import sys; print('%.0f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$n" "$1"; }
-for r in $(seq "$ROUNDS"); do
-  for k in 1 4; do
-    rm -rf "$WORK/storescp"/*
-    a=$(send STORESCP "$P1" $k)
-    before=$(running)
-    b=$(send AACLIP "$P2" $k)
-    after=$(running)
-    ratio=$($PY -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$a" "$b")
-    echo "round $r, $k association(s): storescp $a s ($(rate "$a") inst/s), aaclip serve $b s ($(rate "$b") inst/s), ratio $ratio; scoring during the aaclip send: $before/$after"
-    if [ $k = 1 ]; then r1+=("$ratio"); else r4+=("$ratio"); fi
-  done
-done
 med() { $PY -c "import statistics,sys; print('%.2f' % statistics.median(map(float, sys.argv[1:])))" "$@"; }
-echo "bench-receive: median ratio aaclip/storescp: 1 association $(med "${r1[@]}"), 4 associations $(med "${r4[@]}")"
+# rounds LABEL COUNT: alternate storescp and aaclip, one association then four
+rounds() {
+  local r k a b ratio before after r1=() r4=()
+  for r in $(seq "$2"); do
+    for k in 1 4; do
+      rm -rf "$WORK/storescp"/*
+      a=$(send STORESCP "$P1" $k)
+      before=$(running)
+      b=$(send AACLIP "$P2" $k)
+      after=$(running)
+      ratio=$($PY -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$a" "$b")
+      echo "$1 round $r, $k association(s): storescp $a s ($(rate "$a") inst/s), aaclip serve $b s ($(rate "$b") inst/s), ratio $ratio; job scoring during the aaclip send: $before/$after"
+      if [ $k = 1 ]; then r1+=("$ratio"); else r4+=("$ratio"); fi
+    done
+  done
+  echo "bench-receive: $1: median ratio aaclip/storescp: 1 association $(med "${r1[@]}"), 4 associations $(med "${r4[@]}")"
+}
+# The node idle first (the running column says so; 5 s after its CT sends the CT is a job, part of
+# the later rounds' load), then while the worker scores.
+rounds idle 1
+# The load: the sample study, scored by the worker while the rounds run (each CT round also
+# queues a job for the CT, which keeps the worker busy afterwards).
+storescu -aec AACLIP 127.0.0.1 "$P2" testdata/sample-study/dicom/*.dcm
+for i in $(seq 300); do [ "$(running)" = yes ] && break; sleep 0.2; done
+echo "bench-receive: scoring job running: $(running)"
+rounds scoring "$ROUNDS"
