@@ -16,6 +16,10 @@ static void usage(FILE *f) {
             "commands:\n"
             "  score   score study folders, DICOM files or volumes: anomaly maps, scores, DICOM\n"
             "          SEG / Parametric Map / SR, NIfTI/NRRD, a 3D Slicer scene, a summary\n"
+            "  serve   a DICOM node next to a PACS: studies in by C-STORE, scored when complete,\n"
+            "          SEG / Parametric Map / SR sent back by C-STORE\n"
+            "  pull    studies from a PACS into a folder (C-FIND, then C-GET or C-MOVE)\n"
+            "  push    send a score output folder's DICOM objects to a PACS (C-STORE, once)\n"
             "  dump    run the engine on tensors from a safetensors file and write every\n"
             "          intermediate result (checks against a reference implementation)\n"
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
@@ -49,6 +53,9 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
+    if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(cmd, "pull")) return cmd_pull(argc - 1, argv + 1);
+    if (!strcmp(cmd, "push")) return cmd_push(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);

@@ -33,6 +33,10 @@ aac_status fs_tmp_path(const char *final, char *tmp, size_t cap, aac_error *err)
  * tmp on failure. */
 aac_status fs_commit(const char *tmp, const char *final, aac_error *err);
 void fs_discard(const char *tmp);
+/* fs_commit without the sync of final's folder: the file's content is on disk, the rename
+ * becomes durable at the file system's next commit (or fs_sync_dir). Only for callers that
+ * find and finish a complete tmp file after a crash (the DICOM node's receive folder). */
+aac_status fs_commit_nosync(const char *tmp, const char *final, aac_error *err);
 /* data -> path through fs_tmp_path + fs_commit. */
 aac_status fs_write_atomic(const char *path, const void *data, size_t len, aac_error *err);
 /* Puts the finished folder tmp_dir in place of final_dir (moving an existing one aside first

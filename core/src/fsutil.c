@@ -119,7 +119,7 @@ int fs_sync_dir(const char *dir) {
     return r;
 }
 
-aac_status fs_commit(const char *tmp, const char *final, aac_error *err) {
+static aac_status commit(const char *tmp, const char *final, int sync_parent, aac_error *err) {
     int fd = open(tmp, O_RDONLY | O_CLOEXEC);
     if (fd < 0 || fsync(fd) != 0) {
         const int e = errno;
@@ -133,10 +133,17 @@ aac_status fs_commit(const char *tmp, const char *final, aac_error *err) {
         fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot rename the finished file into place: %s", final, strerror(e));
     }
+    if (!sync_parent) return AAC_OK;
     char parent[4096];
     parent_of(final, parent, sizeof parent);
     fs_sync_dir(parent); /* best effort: some file systems refuse fsync on folders */
     return AAC_OK;
+}
+
+aac_status fs_commit(const char *tmp, const char *final, aac_error *err) { return commit(tmp, final, 1, err); }
+
+aac_status fs_commit_nosync(const char *tmp, const char *final, aac_error *err) {
+    return commit(tmp, final, 0, err);
 }
 
 aac_status fs_write_atomic(const char *path, const void *data, size_t len, aac_error *err) {

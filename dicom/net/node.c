@@ -1,0 +1,207 @@
+/* node.c - `aaclip serve` as a library: the acceptor stores instances into the spool (checked,
+ * durable before the response), a clock thread closes idle studies into jobs and rewrites
+ * status.json, the worker scores and delivers. Stopping: the acceptor stops accepting and ends
+ * its associations after the message in work, the worker after its step. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "error.h"
+#include "fsutil.h"
+#include "node_internal.h"
+
+aac_node_params aac_node_default_params(void) {
+    aac_node_params p;
+    memset(&p, 0, sizeof p);
+    p.aet = "AACLIP";
+    p.port = 11112;
+    p.study_idle_s = 30;
+    p.send_formats = AAC_FORMAT_SEG | AAC_FORMAT_PMAP | AAC_FORMAT_SR;
+    p.max_associations = 16;
+    p.max_pdu = 65536;
+    p.max_instance_bytes = (int64_t)2 << 30;
+    p.min_free_bytes = (int64_t)1 << 30;
+    p.timeout_s = 30;
+    p.retry_min_s = 2;
+    p.retry_max_s = 300;
+    return p;
+}
+
+void node_log(void *user, const char *event, const char *subject, const char *message) {
+    aac_node *n = user;
+    pthread_mutex_lock(&n->log_mu);
+    if (!strcmp(event, "error") || !strcmp(event, "refused")) {
+        if (n->n_errors == NODE_ERRORS) {
+            memmove(n->errors[0], n->errors[1], sizeof n->errors[0] * (NODE_ERRORS - 1));
+            n->n_errors--;
+        }
+        char t[32];
+        net_utc(t);
+        snprintf(n->errors[n->n_errors++], sizeof n->errors[0], "%s %s%s%.600s", t, subject ? subject : "",
+                 subject && subject[0] ? ": " : "", message);
+        n->status_dirty = 1;
+    }
+    if (n->p.log) n->p.log(n->p.user, event, subject, message);
+    pthread_mutex_unlock(&n->log_mu);
+}
+
+static int node_should_stop(void *user) { return ((aac_node *)user)->stop != 0; }
+
+/* Disk nearly full: refuse before receiving ("out of resources", the sender retries later). */
+static int node_admit(void *user) {
+    aac_node *n = user;
+    struct statvfs v;
+    if (n->p.min_free_bytes > 0 && statvfs(n->spool_dir, &v) == 0 &&
+        (int64_t)v.f_bavail * (int64_t)v.f_frsize < n->p.min_free_bytes) {
+        node_log(n, "refused", "", "spool disk nearly full: C-STORE refused (out of resources)");
+        return NET_STATUS_OUT_OF_RESOURCES;
+    }
+    return 0;
+}
+
+static int node_store(void *user, const char *tmp, const char *sop_class, const char *sop_uid, char *comment,
+                      size_t cap) {
+    aac_node *n = user;
+    net_instance in;
+    aac_error e = {0};
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e)) {
+        fs_discard(tmp);
+        snprintf(comment, cap, "%s", e.message);
+        spool_receive_end(&n->sp, "", 0);
+        net_logf(node_log, n, "refused", sop_uid, "instance refused: %s", e.message);
+        return NET_STATUS_CANNOT_UNDERSTAND;
+    }
+    if (strcmp(in.sop_class, sop_class)) {
+        fs_discard(tmp);
+        snprintf(comment, cap, "dataset SOP class %s, C-STORE names %s", in.sop_class, sop_class);
+        spool_receive_end(&n->sp, "", 0);
+        net_logf(node_log, n, "refused", sop_uid, "instance refused: %s", comment);
+        return NET_STATUS_SOP_CLASS_MISMATCH;
+    }
+    if (spool_receive_begin(&n->sp, &in, &e)) {
+        fs_discard(tmp);
+        snprintf(comment, cap, "%s", e.message);
+        spool_receive_end(&n->sp, "", 0);
+        net_logf(node_log, n, "error", sop_uid, "cannot spool: %s", e.message);
+        return NET_STATUS_OUT_OF_RESOURCES;
+    }
+    const aac_status s = net_instance_commit(tmp, n->sp.incoming, &in, 0, &e);
+    spool_receive_end(&n->sp, in.study_uid, s == AAC_OK);
+    n->status_dirty = 1;
+    if (s) {
+        snprintf(comment, cap, "%s", e.message);
+        net_logf(node_log, n, "error", sop_uid, "cannot spool: %s", e.message);
+        return NET_STATUS_OUT_OF_RESOURCES;
+    }
+    return NET_STATUS_SUCCESS;
+}
+
+static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+
+aac_status aac_node_open(const aac_node_params *p, aac_node **out, aac_error *err) {
+    *out = NULL;
+    if (!p->spool || !p->spool[0]) return aac_fail(err, AAC_ERR_ARG, "a spool folder is required");
+    if (!p->open_scorer) return aac_fail(err, AAC_ERR_ARG, "open_scorer is required");
+    if (!aac_net_aet_valid(p->aet)) return aac_fail(err, AAC_ERR_ARG, "'%s' is not a valid AE title", p->aet ? p->aet : "");
+    if (p->port < 1 || p->port > 65535) return aac_fail(err, AAC_ERR_ARG, "port %d is not in 1..65535", p->port);
+    if (!(p->study_idle_s >= 0)) return aac_fail(err, AAC_ERR_ARG, "the study idle time must be >= 0");
+    if (!(p->send_formats & (AAC_FORMAT_SEG | AAC_FORMAT_PMAP | AAC_FORMAT_SR)))
+        return aac_fail(err, AAC_ERR_ARG, "nothing to send: choose among seg, pmap, sr");
+    aac_status s = net_allow_check(p->allow, err);
+    if (s) return s;
+    aac_node *n = calloc(1, sizeof *n);
+    if (!n) return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    n->p = *p;
+    n->aet = strdup(p->aet);
+    n->bind = dup_or_null(p->bind);
+    n->spool_dir = strdup(p->spool);
+    n->allow = dup_or_null(p->allow);
+    n->dest_str = dup_or_null(p->destination);
+    pthread_mutex_init(&n->log_mu, NULL);
+    net_utc(n->started);
+    if (!n->p.retry_min_s || n->p.retry_min_s < 0) n->p.retry_min_s = 2;
+    if (n->p.retry_max_s < n->p.retry_min_s) n->p.retry_max_s = n->p.retry_min_s;
+    if (n->p.timeout_s <= 0) n->p.timeout_s = 30;
+    if (!n->aet || !n->spool_dir) s = aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    if (!s && p->destination) {
+        s = aac_net_peer_parse(p->destination, &n->dest, err);
+        n->has_dest = !s;
+    }
+    if (!s && fs_mkdirs(n->spool_dir)) s = aac_fail(err, AAC_ERR_IO, "%s: cannot create: %s", n->spool_dir, strerror(errno));
+    if (!s) s = spool_open(n->spool_dir, &n->sp, node_log, n, err);
+    if (!s) {
+        net_scp_params sp = {0};
+        sp.aet = n->aet, sp.bind = n->bind, sp.port = p->port;
+        sp.max_associations = p->max_associations, sp.max_pdu = p->max_pdu, sp.timeout_s = n->p.timeout_s;
+        sp.allow = n->allow, sp.tls = p->tls, sp.tmp_dir = n->sp.tmp;
+        sp.max_instance_bytes = p->max_instance_bytes;
+        sp.admit = node_admit, sp.store = node_store, sp.should_stop = node_should_stop;
+        sp.log = node_log, sp.user = n;
+        s = net_scp_open(&sp, &n->scp, err);
+    }
+    if (s) {
+        aac_node_free(n);
+        return s;
+    }
+    *out = n;
+    return AAC_OK;
+}
+
+static void *clock_main(void *arg) {
+    aac_node *n = arg;
+    double last_status = 0;
+    while (!n->stop) {
+        if (spool_close_idle(&n->sp, n->p.study_idle_s, node_log, n)) n->status_dirty = 1;
+        const double t = net_now();
+        if (n->status_dirty && t - last_status >= 1.0) {
+            n->status_dirty = 0;
+            last_status = t;
+            node_write_status(n);
+        }
+        struct timespec ts = {0, 100 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return NULL;
+}
+
+aac_status aac_node_run(aac_node *n, aac_error *err) {
+    pthread_t worker, clock;
+    if (pthread_create(&worker, NULL, node_worker, n))
+        return aac_fail(err, AAC_ERR_NOMEM, "cannot start the worker thread");
+    if (pthread_create(&clock, NULL, clock_main, n)) {
+        aac_node_stop(n);
+        pthread_join(worker, NULL);
+        return aac_fail(err, AAC_ERR_NOMEM, "cannot start the clock thread");
+    }
+    net_logf(node_log, n, "note", "", "listening as %s on %s:%d, spool %s, %s", n->aet, n->bind ? n->bind : "*",
+             n->p.port, n->spool_dir, n->has_dest ? n->dest_str : "results kept in the spool (no destination)");
+    node_write_status(n);
+    net_scp_serve(n->scp); /* until stop */
+    pthread_mutex_lock(&n->sp.mu);
+    pthread_cond_broadcast(&n->sp.cv);
+    pthread_mutex_unlock(&n->sp.mu);
+    pthread_join(worker, NULL);
+    pthread_join(clock, NULL);
+    node_write_status(n);
+    if (n->fatal) return aac_fail(err, AAC_ERR_IO, "%s", n->fatal_msg);
+    node_log(n, "note", "", "stopped");
+    return AAC_OK;
+}
+
+void aac_node_stop(aac_node *n) {
+    if (n) n->stop = 1;
+}
+
+void aac_node_free(aac_node *n) {
+    if (!n) return;
+    net_scp_free(n->scp);
+    if (n->sp.dir) spool_close(&n->sp);
+    pthread_mutex_destroy(&n->log_mu);
+    free(n->aet), free(n->bind), free(n->spool_dir), free(n->allow), free(n->dest_str);
+    free(n);
+}
