@@ -137,7 +137,9 @@ aac_status aac_write_result_image(const aac_results *r, aac_result_image which, 
  * colour-mapped foreground, the label map as a label volume, colour tables as files beside it. */
 aac_status aac_write_scene(const aac_results *r, const char *dir, aac_error *err);
 /* PNG montage of the p->montage_slices slices with the highest maximum score: input in grey
- * (aac_volume_norm defaults), probability >= 0.1 in heat colours, first threshold outlined. */
+ * (aac_volume_norm defaults), probability >= 0.1 in heat colours, first threshold outlined; each
+ * tile captioned (slice index, its score, the threshold), a colour bar of the probability with
+ * the threshold marked. Layout in docs/outputs.md. */
 aac_status aac_write_png_montage(const aac_results *r, const aac_output_params *p, const char *path,
                                  aac_error *err);
 

@@ -185,7 +185,7 @@ typedef struct aac_score_counts {
 
 /* `aaclip score`: scans the paths (aac_scan_paths), scores every series and then every
  * picture (params.pictures) into root, leaving out what lies inside root; rewrites
- * root/summary.json and root/summary.csv atomically after every series. Fails only when the
+ * root/summary.json, summary.csv and report.html atomically after every series. Fails only when the
  * paths cannot be scanned or the summary cannot be written; failed series are counted. */
 aac_status aac_score_paths(aac_scorer *sc, const char *const *paths, int n_paths, const char *root,
                            aac_score_counts *counts, aac_error *err);
@@ -203,7 +203,8 @@ aac_status aac_summary_add_row(aac_summary *s, const char *row_json, aac_error *
 /* level "warning" or "skipped". */
 aac_status aac_summary_add_note(aac_summary *s, const char *level, const char *note, aac_error *err);
 void aac_summary_set_counts(aac_summary *s, const aac_score_counts *c);
-/* root/summary.json and root/summary.csv, each atomically. */
+/* root/summary.json, root/summary.csv and root/report.html (a self-contained page: the run, a
+ * table of the series, each series' montage embedded and its regions), each atomically. */
 aac_status aac_summary_write(const aac_summary *s, const char *root, aac_error *err);
 
 #ifdef __cplusplus
