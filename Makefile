@@ -7,7 +7,7 @@ FUZZ_SECONDS ?= 30
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
 
-.PHONY: all deps build demo test test-asan fuzz clean
+.PHONY: all deps build demo test test-asan fuzz test-noshared install package deb package-check clean
 
 all: build
 
@@ -50,6 +50,28 @@ fuzz: deps
 	    -artifact_prefix=$(FUZZ_BUILD)/ $$dir; \
 	  rm -rf $$dir; \
 	done
+
+# Every test as a clone without ../shared runs it: the ground-truth folder pointed at an empty
+# one (tests read $$AACLIP_SHARED_DIR at run time); fails when any test reports "skipped".
+test-noshared: build
+	@empty=$$(mktemp -d); cd $(BUILD) && AACLIP_SHARED_DIR=$$empty ctest --output-on-failure -j $(JOBS) \
+	  | tee ctest-noshared.log; st=$$?; rmdir $$empty; \
+	  if grep -q "Not Run\|Skipped" ctest-noshared.log; then echo "test-noshared: tests were skipped"; exit 1; fi; \
+	  grep -q "100% tests passed" ctest-noshared.log
+
+# Install into PREFIX (default /usr/local): bin/aaclip, libaaclip, headers, pkg-config and CMake
+# files, share/aaclip (tokenizer, demo model, sample study), the man page, the Slicer module.
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
+
+# The Debian package: $(BUILD)/packages/aaclip_<version>-1_amd64.deb (CPack; Depends from
+# dpkg-shlibdeps). `make package-check` installs it into a clean Debian 12 chroot (debootstrap,
+# needs root and a mirror) and runs make-sample-study, score and the Slicer module there.
+package deb: build
+	cd $(BUILD) && cpack -G DEB
+package-check: package
+	./tools/check-deb-clean-install.sh $$(ls $(BUILD)/packages/aaclip_*_amd64.deb | tail -1)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

@@ -5,10 +5,13 @@
 #include <string.h>
 
 #include "aaclip_data.h"
+#include "aaclip_synth.h"
 #include "cli.h"
 #include "cmd_train.h"
 
 static void phantoms_help(void) {
+    const aac_phantom_set_params d = aac_phantom_set_default_params();
+    const aac_ct_phantom_params ct = aac_ct_phantom_default_params();
     printf("usage: aaclip make-phantoms -o DIR [--volumes N] [--seed N] [--size S] [--slices Z]\n"
            "                            [--lesions MIN-MAX] [--gap MM] [--noise HU] [--class NAME] [--jsonl NAME]\n"
            "\n"
@@ -20,21 +23,23 @@ static void phantoms_help(void) {
            "medicine from: data to exercise and test the pipeline.\n"
            "\n"
            "  -o, --output DIR   output folder (created)\n"
-           "  --volumes N        number of phantom volumes (default 8)\n"
-           "  --seed N           seed (default 1)\n"
-           "  --size S           rows = columns (default 256; field of view 307.2 mm)\n"
-           "  --slices Z         slices of 3 mm per volume (default 32)\n"
-           "  --lesions MIN-MAX  liver lesions per volume (default 1-6; at most 16)\n"
-           "  --gap MM           least distance between lesions (default 10)\n"
-           "  --noise HU         noise standard deviation (default 10)\n"
-           "  --class NAME       class_name of every line (default phantom)\n"
-           "  --jsonl NAME       name of the dataset file in DIR (default data.jsonl)\n");
+           "  --volumes N        number of phantom volumes (default %d)\n"
+           "  --seed N           seed (default %llu)\n"
+           "  --size S           rows = columns (default %d; field of view %g mm)\n"
+           "  --slices Z         slices of %g mm per volume (default %d)\n"
+           "  --lesions MIN-MAX  liver lesions per volume (default %d-%d; at most %d)\n"
+           "  --gap MM           least distance between lesions (default %g)\n"
+           "  --noise HU         noise standard deviation (default %g)\n"
+           "  --class NAME       class_name of every line (default %s)\n"
+           "  --jsonl NAME       name of the dataset file in DIR (default %s)\n",
+           d.volumes, (unsigned long long)d.seed, d.size, ct.fov_mm, ct.slice_mm, d.slices, d.min_lesions,
+           d.max_lesions, AAC_CT_PHANTOM_MAX_LESIONS, d.lesion_gap_mm, d.noise_hu, d.class_name, d.jsonl_name);
 }
 
 int cmd_make_phantoms(int argc, char **argv) {
     const char *out = NULL;
     aac_phantom_set_params p = aac_phantom_set_default_params();
-    int seed = 1;
+    int seed = (int)p.seed;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
@@ -59,8 +64,10 @@ int cmd_make_phantoms(int argc, char **argv) {
             if (parse_int(a, v, 1, 2000, &p.slices)) return 2;
         } else if (!strcmp(a, "--lesions")) {
             int lo, hi, used = 0;
-            if (sscanf(v, "%d-%d%n", &lo, &hi, &used) != 2 || v[used] || lo < 0 || hi < lo || hi > 16) {
-                fprintf(stderr, "aaclip make-phantoms: --lesions expects MIN-MAX within 0-16, got '%s'\n", v);
+            if (sscanf(v, "%d-%d%n", &lo, &hi, &used) != 2 || v[used] || lo < 0 || hi < lo ||
+                hi > AAC_CT_PHANTOM_MAX_LESIONS) {
+                fprintf(stderr, "aaclip make-phantoms: --lesions expects MIN-MAX within 0-%d, got '%s'\n",
+                        AAC_CT_PHANTOM_MAX_LESIONS, v);
                 return 2;
             }
             p.min_lesions = lo, p.max_lesions = hi;

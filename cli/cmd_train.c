@@ -19,39 +19,6 @@
 #include "progress.h"
 #include "safetensors.h"
 
-static void train_help(void) {
-    printf("usage: aaclip train --model BUNDLE --data train.jsonl -o OUTDIR [options] [model options]\n"
-           "\n"
-           "Trains the AA-CLIP adapters (CLIP stays frozen): stage 1 the text adapters, stage 2 the\n"
-           "vision adapters and the seg/det projections against the stage-1 anchors. OUTDIR receives\n"
-           "checkpoint-stage<S>-epoch<E>.safetensors after every epoch (adapters + Adam state; resume\n"
-           "with --resume), checkpoint-stage<S>-last.safetensors, adapters.safetensors and model/, the\n"
-           "trained model bundle (usable with --model by every command).\n"
-           "\n"
-           "  --stage 1|2|both          stages to run (default both: 1 then 2)\n"
-           "  --epochs N                epochs of stage 2, or of the only stage (defaults 20 / 5)\n"
-           "  --text-epochs N           epochs of stage 1 when both run (default 5)\n"
-           "  --batch-size N            batch of stage 2, or of the only stage (defaults 2 / 16)\n"
-           "  --text-batch-size N       batch of stage 1 when both run (default 16)\n"
-           "  --lr X                    learning rate of stage 2, or of the only stage (5e-4 / 1e-5)\n"
-           "  --text-lr X               learning rate of stage 1 when both run (default 1e-5)\n"
-           "  --milestones A,B          stage 2: halve the learning rate after these steps (16000,32000)\n"
-           "  --no-augment              no rotation, translation, flips, colour jitter\n"
-           "  --no-shuffle              samples in file order\n"
-           "  --seed N                  shuffling, augmentation and Xavier init (default 111)\n"
-           "  --max-steps N             stop each stage after N optimizer steps\n"
-           "  --dump OUT.safetensors    after the last step of each stage: loss, gradients and updated\n"
-           "                            parameters under the golden names (train1.*, train2.*)\n"
-           "  --resume CKPT             continue from a checkpoint (its stage, step and Adam state)\n"
-           "  --surgery-attention token|batch  stage-1 V-V attention across the tokens of each image\n"
-           "                            (default) or across the batch (the reference's behaviour)\n"
-           "  --all-levels              stage 1: seg loss of every level (reference: the last only)\n"
-           "  --init model|xavier       start from the bundle's adapters (default when it has them) or\n"
-           "                            a Xavier-uniform draw from --seed\n"
-           "\n");
-    model_opts_help();
-}
-
 typedef struct train_opts {
     model_opts mo;
     const char *data, *out, *dump, *resume;
@@ -63,6 +30,61 @@ typedef struct train_opts {
     uint64_t seed;
     aac_surgery_attention attention;
 } train_opts;
+
+/* The defaults, shared by parsing and --help (the reference's recipe, spec section 3). */
+static void train_opts_defaults(train_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->mo.params = aac_model_default_params();
+    o->stages[0] = 1, o->stages[1] = 2, o->n_stages = 2;
+    o->epochs[1] = 5, o->epochs[2] = 20;
+    o->batch[1] = 16, o->batch[2] = 2;
+    o->augment = o->shuffle = 1;
+    o->seed = 111;
+    o->attention = AAC_SURGERY_TOKENS;
+}
+
+static void train_help(void) {
+    train_opts d;
+    train_opts_defaults(&d);
+    const aac_train_params p1 = aac_train_default_params(1), p2 = aac_train_default_params(2);
+    char ms[128] = "";
+    for (int i = 0, n = 0; i < p2.n_milestones; i++)
+        n += snprintf(ms + n, sizeof ms - (size_t)n, "%s%d", i ? "," : "", p2.milestones[i]);
+    printf("usage: aaclip train --model BUNDLE --data train.jsonl -o OUTDIR [options] [model options]\n"
+           "\n"
+           "Trains the AA-CLIP adapters (CLIP stays frozen): stage 1 the text adapters, stage 2 the\n"
+           "vision adapters and the seg/det projections against the stage-1 anchors. OUTDIR receives\n"
+           "checkpoint-stage<S>-epoch<E>.safetensors after every epoch (adapters + Adam state; resume\n"
+           "with --resume), checkpoint-stage<S>-last.safetensors, adapters.safetensors and model/, the\n"
+           "trained model bundle (usable with --model by every command).\n"
+           "\n"
+           "  --stage 1|2|both          stages to run (default both: 1 then 2)\n"
+           "  --epochs N                epochs of stage 2, or of the only stage (defaults %d / %d)\n"
+           "  --text-epochs N           epochs of stage 1 when both run (default %d)\n"
+           "  --batch-size N            batch of stage 2, or of the only stage (defaults %d / %d)\n"
+           "  --text-batch-size N       batch of stage 1 when both run (default %d)\n"
+           "  --lr X                    learning rate of stage 2, or of the only stage (%g / %g)\n"
+           "  --text-lr X               learning rate of stage 1 when both run (default %g)\n"
+           "  --milestones A,B          stage 2: multiply the learning rate by %g after these steps (%s)\n"
+           "  --no-augment              no rotation, translation, flips, colour jitter\n"
+           "  --no-shuffle              samples in file order\n"
+           "  --seed N                  shuffling, augmentation and Xavier init (default %llu)\n"
+           "  --max-steps N             stop each stage after N optimizer steps\n"
+           "  --dump OUT.safetensors    after the last step of each stage: loss, gradients and updated\n"
+           "                            parameters under the golden names (train1.*, train2.*)\n"
+           "  --resume CKPT             continue from a checkpoint (its stage, step and Adam state)\n"
+           "  --surgery-attention token|batch  stage-1 V-V attention across the tokens of each image\n"
+           "                            (default) or across the batch (the reference's behaviour)\n"
+           "  --all-levels              stage 1: seg loss of every level (reference: the last only)\n"
+           "  --init model|xavier       start from the bundle's adapters (default when it has them) or\n"
+           "                            a Xavier-uniform draw from --seed\n"
+           "\n",
+           d.epochs[2], d.epochs[1], d.epochs[1], d.batch[2], d.batch[1], d.batch[1], p2.lr, p1.lr, p1.lr, p2.lr_gamma,
+           ms, (unsigned long long)d.seed);
+    model_opts_help();
+}
+
+
 
 /* ------------------------------------------------------------------ bundle helpers */
 
@@ -261,14 +283,7 @@ static int parse_float(const char *opt, const char *v, float *out) {
 }
 
 static int parse_train(train_opts *o, int argc, char **argv) {
-    memset(o, 0, sizeof *o);
-    o->mo.params = aac_model_default_params();
-    o->stages[0] = 1, o->stages[1] = 2, o->n_stages = 2;
-    o->epochs[1] = 5, o->epochs[2] = 20;
-    o->batch[1] = 16, o->batch[2] = 2;
-    o->augment = o->shuffle = 1;
-    o->seed = 111;
-    o->attention = AAC_SURGERY_TOKENS;
+    train_opts_defaults(o);
     int epochs = 0, text_epochs = 0, batch = 0, text_batch = 0, seed = -1;
     float lr = 0, text_lr = 0;
     for (int i = 1; i < argc; i++) {

@@ -7,12 +7,19 @@
 
 #include "cli.h"
 
-#ifndef AACLIP_DATA_DIR
-#define AACLIP_DATA_DIR "."
-#endif
-
-const char *default_tokenizer_path(void) { return AACLIP_DATA_DIR "/bpe_simple_vocab_16e6.txt.gz"; }
-const char *default_demo_model_path(void) { return AACLIP_DEMO_MODEL; }
+/* Files of aaclip's installation (share/aaclip beside the program, or $AACLIP_DATA_DIR; the
+ * build tree has the same layout), found at run time: nothing of the build is compiled in. */
+static const char *data_path(const char *name, char *buf, size_t cap) {
+    return aac_data_path(name, buf, cap, NULL) == AAC_OK ? buf : NULL;
+}
+const char *default_tokenizer_path(void) {
+    static char path[4096];
+    return data_path("bpe_simple_vocab_16e6.txt.gz", path, sizeof path);
+}
+const char *default_demo_model_path(void) {
+    static char path[4096];
+    return data_path("demo-model", path, sizeof path);
+}
 
 int model_opts_overridden(const model_opts *o) {
     return o->tokenizer || o->params.image_size || o->params.vision_head_width || o->params.text_heads ||
@@ -109,8 +116,11 @@ int model_opts_open(const model_opts *o, aac_model **m, aac_tokenizer **tok) {
         s = aac_model_open_bundle(o->bundle, &o->params, m, o->tokenizer ? NULL : tok, &err);
     else
         s = aac_model_open(o->clip, o->adapters, &o->params, m, &err);
-    if (!s && tok && (!o->bundle || o->tokenizer))
-        s = aac_tokenizer_open_bpe(o->tokenizer ? o->tokenizer : default_tokenizer_path(), tok, &err);
+    if (!s && tok && (!o->bundle || o->tokenizer)) {
+        char path[4096]; /* the shipped tokenizer; the error says where it was looked for */
+        if (!o->tokenizer) s = aac_data_path("bpe_simple_vocab_16e6.txt.gz", path, sizeof path, &err);
+        if (!s) s = aac_tokenizer_open_bpe(o->tokenizer ? o->tokenizer : path, tok, &err);
+    }
     if (s) {
         fprintf(stderr, "aaclip: %s\n", err.message);
         aac_model_free(*m);

@@ -4,6 +4,34 @@
  * aac_error passed in (may be NULL) receives the code and a message naming the file,
  * tensor or argument at fault. Handles are opaque; there is no global mutable state.
  * All tensors are float32, row-major, in the shapes written above each function.
+ *
+ * One 8-bit slice through the engine (error checks shortened; every call returns a status):
+ *
+ *   aac_error err;
+ *   aac_model *m;
+ *   aac_tokenizer *tok;
+ *   aac_model_params mp = aac_model_default_params();
+ *   if (aac_model_open_bundle("aaclip-vitl14-336-visa", &mp, &m, &tok, &err))
+ *       fprintf(stderr, "%s\n", err.message);
+ *   const aac_config *c = aac_model_config(m);
+ *   const int S = c->img, E = c->embed_dim, Np = aac_model_grid(m) * aac_model_grid(m);
+ *   float *T = malloc(sizeof(float) * 2 * E);               // anchors: normal, abnormal
+ *   aac_text_anchors(m, tok, "liver", 1, T, &err);          // once per class text
+ *   float *input = malloc(sizeof(float) * 3 * S * S), *map = malloc(sizeof(float) * S * S);
+ *   aac_preprocess_grey(pixels, w, h, S, input, &err);      // uint8_t pixels[h * w]
+ *   aac_vision_out v = {0};
+ *   for (int k = 0; k < c->n_levels; k++) v.seg_tokens[k] = malloc(sizeof(float) * Np * E);
+ *   v.det_token = malloc(sizeof(float) * E);
+ *   float det;
+ *   aac_encode_image(m, input, 1, &v, &err);
+ *   aac_anomaly_maps(m, &v, T, AAC_DOMAIN_MEDICAL, NULL, map, &det, &err);  // map [S x S]
+ *   ...
+ *   aac_tokenizer_free(tok);
+ *   aac_model_free(m);
+ *
+ * Whole studies (DICOM series, NIfTI/NRRD volumes) and result files: aaclip_score.h.
+ * Build against the installed library with `pkg-config --cflags --libs aaclip` or CMake's
+ * `find_package(aaclip)` + `target_link_libraries(app aaclip::aaclip)` (docs/examples/).
  */
 #ifndef AACLIP_H
 #define AACLIP_H
@@ -11,11 +39,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "aaclip_version.h" /* AAC_VERSION_STRING, _MAJOR, _MINOR, _PATCH: from CMake's project() */
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-#define AAC_VERSION_STRING "0.1.0"
 #define AAC_CONTEXT_LENGTH 77
 #define AAC_MAX_LEVELS 8
 
@@ -27,7 +56,8 @@ typedef enum aac_status {
     AAC_ERR_MISSING,     /* a required tensor or key is absent */
     AAC_ERR_SHAPE,       /* a tensor has the wrong dtype or shape */
     AAC_ERR_NOMEM,       /* allocation failed */
-    AAC_ERR_UNSUPPORTED  /* valid input that this build cannot handle */
+    AAC_ERR_UNSUPPORTED, /* valid input that this build cannot handle */
+    AAC_ERR_INTERRUPTED  /* the caller's abort callback asked to stop */
 } aac_status;
 
 typedef struct aac_error {
@@ -35,8 +65,16 @@ typedef struct aac_error {
     char message[512];
 } aac_error;
 
+/* The library's version (AAC_VERSION_STRING of the build; may differ from the header used). */
 const char *aac_version(void);
 const char *aac_status_name(aac_status s);
+
+/* <aaclip's data folder>/<name> into out (cap bytes): the files an installation ships, e.g.
+ * "bpe_simple_vocab_16e6.txt.gz" (CLIP's tokenizer), "demo-model" (a synthetic demonstration
+ * bundle, not for clinical use), "sample-study". The folder is $AACLIP_DATA_DIR when set, else
+ * <prefix>/share/aaclip of the installation holding the running program or libaaclip, found
+ * from their place on disk (no build-time path). AAC_ERR_MISSING naming where it looked. */
+aac_status aac_data_path(const char *name, char *out, size_t cap, aac_error *err);
 
 /* ---------------------------------------------------------------- tokenizer */
 typedef struct aac_tokenizer aac_tokenizer;

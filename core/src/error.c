@@ -33,6 +33,7 @@ const char *aac_status_name(aac_status s) {
     case AAC_ERR_SHAPE: return "wrong dtype or shape";
     case AAC_ERR_NOMEM: return "out of memory";
     case AAC_ERR_UNSUPPORTED: return "unsupported";
+    case AAC_ERR_INTERRUPTED: return "interrupted";
     }
     return "unknown status";
 }

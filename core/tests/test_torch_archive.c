@@ -1,4 +1,6 @@
-/* test_torch_archive.c - PyTorch checkpoints in ../shared/golden/tiny read without Python:
+/* test_torch_archive.c - PyTorch checkpoints of the golden set (../shared/golden/tiny, else the
+ * reduced copy in the repository, whose archives differ only in zeroed embedding rows, edited in
+ * place in both the .pt files and the safetensors) read without Python:
  * the torch.save state dict must equal clip_openclip.safetensors bit for bit, the TorchScript
  * fp16 archive must give the same names with F16 values equal to the f32 ones rounded to half,
  * and AA-CLIP's adapter checkpoints must match aaclip_adapters.safetensors. */
@@ -36,8 +38,8 @@ static void test_missing(void) {
 
 /* (1) torch.save of the open_clip state dict == the safetensors file, bit for bit. */
 static void test_state_dict(void) {
-    const char *pt = tu_shared("golden/tiny/clip_openclip_state_dict.pt");
-    const char *sf = tu_shared("golden/tiny/clip_openclip.safetensors");
+    const char *pt = tu_golden("clip_openclip_state_dict.pt");
+    const char *sf = tu_golden("clip_openclip.safetensors");
     ta_archive *a;
     st_file *s;
     aac_error err = {0};
@@ -69,8 +71,8 @@ static void test_state_dict(void) {
  * names; values are the f32 reference rounded to half. It also carries CLIP's attn_mask
  * buffer, which open_clip's state dict leaves out (non-persistent). */
 static void test_torchscript(void) {
-    const char *pt = tu_shared("golden/tiny/clip_torchscript_fp16.pt");
-    const char *sf = tu_shared("golden/tiny/clip_openclip.safetensors");
+    const char *pt = tu_golden("clip_torchscript_fp16.pt");
+    const char *sf = tu_golden("clip_openclip.safetensors");
     ta_archive *a;
     st_file *s;
     aac_error err = {0};
@@ -129,8 +131,8 @@ static void test_torchscript(void) {
 
 /* (3) AA-CLIP adapter checkpoints: {"epoch", "<x>_adapter": state dict, "<x>_optimizer"}. */
 static void test_adapter(const char *rel, const char *prefix, const char *epoch) {
-    const char *pt = tu_shared(rel);
-    const char *sf = tu_shared("golden/tiny/aaclip_adapters.safetensors");
+    const char *pt = tu_golden(rel);
+    const char *sf = tu_golden("aaclip_adapters.safetensors");
     ta_archive *a;
     st_file *s;
     aac_error err = {0};
@@ -180,7 +182,7 @@ int main(void) {
     test_missing();
     test_state_dict();
     test_torchscript();
-    test_adapter("golden/tiny/text_adapter.pth", "text_adapter", "5");
-    test_adapter("golden/tiny/image_adapter_15.pth", "image_adapter", "15");
+    test_adapter("text_adapter.pth", "text_adapter", "5");
+    test_adapter("image_adapter_15.pth", "image_adapter", "15");
     return tu_finish("test_torch_archive");
 }

@@ -54,19 +54,67 @@ static inline void tu_copy_file(const char *from, const char *to) {
     if (b) fclose(b);
 }
 
-/* Path inside ../shared, or exit 77 (skipped) with a clear message when it is absent. */
-static inline const char *tu_shared(const char *rel) {
+/* The ground-truth folder (../shared): $AACLIP_SHARED_DIR when set (a run "as a clone without
+ * ../shared" points it at an empty folder), else the one configured. */
+static inline const char *tu_shared_dir(void) {
+    const char *e = getenv("AACLIP_SHARED_DIR");
+    return e && e[0] ? e : AACLIP_SHARED_DIR;
+}
+
+/* Path inside ../shared, or NULL when it is absent (the larger extra cases: a test runs its
+ * in-repository cases anyway and says what it left out). */
+static inline const char *tu_shared_opt(const char *rel) {
     static char buf[8][4096];
     static int slot;
     char *p = buf[slot++ & 7];
-    snprintf(p, 4096, "%s/%s", AACLIP_SHARED_DIR, rel);
+    snprintf(p, 4096, "%s/%s", tu_shared_dir(), rel);
     struct stat sb;
     if (stat(p, &sb) != 0) {
-        printf("SKIP: %s not found (the ../shared ground-truth folder is absent)\n", p);
+        printf("note: %s absent (no ../shared): its extra cases are not run\n", p);
+        return NULL;
+    }
+    return p;
+}
+
+/* Path inside ../shared, or exit 77 (skipped) when it is absent. Tests of the project do not
+ * use it any more (a clone without ../shared runs every test); kept for tests on their way in. */
+static inline const char *tu_shared(const char *rel) {
+    const char *p = tu_shared_opt(rel);
+    if (!p) {
+        printf("SKIP: %s/%s not found (the ../shared ground-truth folder is absent)\n", tu_shared_dir(), rel);
         exit(77);
     }
     return p;
 }
+
+#ifdef AACLIP_GOLDEN_MINI_DIR
+/* The golden reference set of the official PyTorch implementation: ../shared/golden/tiny (the
+ * full set) when present, else the reduced copy kept in the repository (testdata/
+ * golden-mini.tar.xz, unpacked into the build tree; tools/make-golden-mini.py): the same files,
+ * the text embedding's unused rows zeroed, golden.safetensors with large tensors sampled
+ * (golden_ref.h compares at the sampled positions). `file` is relative to golden/tiny. */
+static inline int tu_golden_full(void) {
+    char p[4096];
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/golden/tiny/golden.safetensors", tu_shared_dir());
+    return stat(p, &sb) == 0;
+}
+static inline const char *tu_golden(const char *file) {
+    static char buf[8][4096];
+    static int slot;
+    char *p = buf[slot++ & 7];
+    if (tu_golden_full()) snprintf(p, 4096, "%s/golden/tiny/%s", tu_shared_dir(), file);
+    else snprintf(p, 4096, "%s/%s", AACLIP_GOLDEN_MINI_DIR, file);
+    struct stat sb;
+    if (stat(p, &sb) != 0) {
+        fprintf(stderr, "golden reference file %s is missing\n", p);
+        exit(1);
+    }
+    return p;
+}
+/* The tokenizer's merge list shipped in the repository (identical to ../shared/vocab's). */
+#define TU_BPE_PATH AACLIP_SOURCE_DIR "/core/data/bpe_simple_vocab_16e6.txt.gz"
+#endif
 
 /* ||a - b|| / ||b|| in double. */
 static inline double tu_rel_err(const float *a, const float *b, size_t n) {

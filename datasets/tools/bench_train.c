@@ -88,8 +88,9 @@ int main(int argc, char **argv) {
     aac_model *m;
     aac_tokenizer *tok;
     double t0 = now();
-    if (aac_model_random(&c, 1, &m, &err) ||
-        aac_tokenizer_open_bpe(AACLIP_DATA_DIR "/bpe_simple_vocab_16e6.txt.gz", &tok, &err)) {
+    char bpe[4096]; /* the shipped tokenizer, found from this program's place */
+    if (aac_model_random(&c, 1, &m, &err) || aac_data_path("bpe_simple_vocab_16e6.txt.gz", bpe, sizeof bpe, &err) ||
+        aac_tokenizer_open_bpe(bpe, &tok, &err)) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }

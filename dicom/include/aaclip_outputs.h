@@ -124,11 +124,22 @@ void aac_seg_free(aac_seg *s);
  * aac_results_labels), dir/input.nrrd (volume t of the source), all with the source geometry
  * (the affine the NIfTI converter writes). */
 aac_status aac_write_images(const aac_results *r, const char *dir, aac_error *err);
+/* One of those images at any path, the format by its name (.nrrd NRRD, .nii/.nii.gz NIfTI,
+ * .mha MetaImage; single files only), with the source geometry: for callers that choose the names (the
+ * 3D Slicer module writes where Slicer asks). */
+typedef enum aac_result_image {
+    AAC_IMAGE_ANOMALY_MAP = 0, /* raw float32 scores (r->map) */
+    AAC_IMAGE_LABEL_MAP = 1,   /* uint8, aac_results_labels */
+    AAC_IMAGE_INPUT = 2        /* float32, volume t of the source */
+} aac_result_image;
+aac_status aac_write_result_image(const aac_results *r, aac_result_image which, const char *path, aac_error *err);
 /* dir/scene.mrml (3D Slicer) over the NRRD files of aac_write_images: the input, the map as a
  * colour-mapped foreground, the label map as a label volume, colour tables as files beside it. */
 aac_status aac_write_scene(const aac_results *r, const char *dir, aac_error *err);
 /* PNG montage of the p->montage_slices slices with the highest maximum score: input in grey
- * (aac_volume_norm defaults), probability >= 0.1 in heat colours, first threshold outlined. */
+ * (aac_volume_norm defaults), probability >= 0.1 in heat colours, first threshold outlined; each
+ * tile captioned (slice index, its score, the threshold), a colour bar of the probability with
+ * the threshold marked. Layout in docs/outputs.md. */
 aac_status aac_write_png_montage(const aac_results *r, const aac_output_params *p, const char *path,
                                  aac_error *err);
 

@@ -14,6 +14,8 @@
  *   aac_score_result r;
  *   aac_score_series(sc, scan, i, "results/P/STUDY/SERIES", &r, &err);
  *   aac_score_result_free(&r);
+ *   // or a volume in memory, no files (aac_score_volume), e.g. for a viewer's plug-in:
+ *   aac_score_volume(sc, volume, 0, map, NULL, &res, NULL, &err);   // then aac_regions(&res, ...)
  *   aac_scorer_free(sc);
  *
  * Same conventions as aaclip.h: every call returns an aac_status and fills the aac_error passed
@@ -153,6 +155,23 @@ aac_status aac_score_series(aac_scorer *sc, const aac_scan *scan, int i, const c
 aac_status aac_score_picture(aac_scorer *sc, const char *path, const char *out_dir, aac_score_result *r,
                              aac_error *err);
 
+/* ---------------------------------------------------------------- one volume in memory */
+/* Volume t (0 for 3-D) of v, loaded by the caller (aac_volume_read, aac_scan_load), scored the
+ * way aac_score_series scores a series, without writing anything: for programs that write
+ * their own files (the 3D Slicer module) or keep the map in memory.
+ *   map           [dim[2] * dim[1] * dim[0]], the caller's: raw anomaly scores on v's grid
+ *                 (air-only slices that were skipped carry the lowest score seen)
+ *   slice_scores  the caller's, at least max(dim[0], dim[1], dim[2]) values, or NULL: the image
+ *                 score of each slice along the normalisation axis, NaN where skipped
+ *   res           filled for aac_regions and the aac_write_* functions: source v, t, map, the
+ *                 volume's score (max over slices), per-slice scores (axial slicing), the
+ *                 thresholds, and the probability mapping (the bundle's calibration, else the
+ *                 map's own range); it points into v, map and slice_scores
+ *   norm          (may be NULL) the 8-bit mapping used
+ * AAC_ERR_INTERRUPTED when params.abort asked to stop. Progress is reported in slices of v. */
+aac_status aac_score_volume(aac_scorer *sc, const aac_volume *v, int t, float *map, float *slice_scores,
+                            aac_results *res, aac_norm *norm, aac_error *err);
+
 /* Where results go under a root: root/<PatientID>/<StudyUID>/<SeriesUID>[_partK] (sanitised),
  * volume files root/volumes/<file name>, pictures root/images/<path>-<hash>. */
 void aac_score_series_dir(const char *root, const aac_series_info *si, char *out, size_t cap);
@@ -166,7 +185,7 @@ typedef struct aac_score_counts {
 
 /* `aaclip score`: scans the paths (aac_scan_paths), scores every series and then every
  * picture (params.pictures) into root, leaving out what lies inside root; rewrites
- * root/summary.json and root/summary.csv atomically after every series. Fails only when the
+ * root/summary.json, summary.csv and report.html atomically after every series. Fails only when the
  * paths cannot be scanned or the summary cannot be written; failed series are counted. */
 aac_status aac_score_paths(aac_scorer *sc, const char *const *paths, int n_paths, const char *root,
                            aac_score_counts *counts, aac_error *err);
@@ -184,7 +203,8 @@ aac_status aac_summary_add_row(aac_summary *s, const char *row_json, aac_error *
 /* level "warning" or "skipped". */
 aac_status aac_summary_add_note(aac_summary *s, const char *level, const char *note, aac_error *err);
 void aac_summary_set_counts(aac_summary *s, const aac_score_counts *c);
-/* root/summary.json and root/summary.csv, each atomically. */
+/* root/summary.json, root/summary.csv and root/report.html (a self-contained page: the run, a
+ * table of the series, each series' montage embedded and its regions), each atomically. */
 aac_status aac_summary_write(const aac_summary *s, const char *root, aac_error *err);
 
 #ifdef __cplusplus

@@ -3,6 +3,7 @@
 // they overlay the input in any viewer. The image IO is set on the writer (no object factory).
 #include <itkImage.h>
 #include <itkImageFileWriter.h>
+#include <itkMetaImageIO.h>
 #include <itkNiftiImageIO.h>
 #include <itkNrrdImageIO.h>
 
@@ -15,6 +16,7 @@
 
 extern "C" {
 #include "error.h"
+#include "fsutil.h"
 }
 
 namespace {
@@ -44,8 +46,9 @@ aac_status write_image(const aac_volume *v, const T *data, const std::string &pa
         img->Allocate();
         memcpy(img->GetBufferPointer(), data, (size_t)v->dim[0] * v->dim[1] * v->dim[2] * sizeof(T));
         auto w = itk::ImageFileWriter<Image>::New();
-        const bool nifti = path.size() > 7 && path.compare(path.size() - 7, 7, ".nii.gz") == 0;
-        if (nifti) w->SetImageIO(itk::NiftiImageIO::New());
+        const char *p = path.c_str();
+        if (fs_ends_with(p, ".nii.gz") || fs_ends_with(p, ".nii")) w->SetImageIO(itk::NiftiImageIO::New());
+        else if (fs_ends_with(p, ".mha")) w->SetImageIO(itk::MetaImageIO::New());
         else w->SetImageIO(itk::NrrdImageIO::New());
         w->SetFileName(tmp);
         w->SetInput(img);
@@ -81,4 +84,29 @@ extern "C" aac_status aac_write_images(const aac_results *r, const char *dir, aa
         return aac_fail(err, AAC_ERR_NOMEM, "images of %s: out of memory", v->source);
     }
     return AAC_OK;
+}
+
+extern "C" aac_status aac_write_result_image(const aac_results *r, aac_result_image which, const char *path,
+                                             aac_error *err) {
+    aac_status st = out_check(r, 0, "result image", err);
+    if (st != AAC_OK) return st;
+    if (!path) return aac_fail(err, AAC_ERR_ARG, "aac_write_result_image: no path");
+    /* single-file formats only: a detached header would name its data file by the temporary name */
+    if (!fs_ends_with(path, ".nrrd") && !fs_ends_with(path, ".nii") && !fs_ends_with(path, ".nii.gz") &&
+        !fs_ends_with(path, ".mha"))
+        return aac_fail(err, AAC_ERR_ARG, "%s: the name must end in .nrrd, .nii, .nii.gz or .mha", path);
+    const aac_volume *v = r->source;
+    const size_t n = (size_t)v->dim[0] * v->dim[1] * v->dim[2];
+    try {
+        if (which == AAC_IMAGE_LABEL_MAP) {
+            std::vector<uint8_t> labels(n);
+            if ((st = aac_results_labels(r, labels.data(), err)) != AAC_OK) return st;
+            return write_image<uint8_t>(v, labels.data(), path, err);
+        }
+        if (which == AAC_IMAGE_ANOMALY_MAP) return write_image<float>(v, r->map, path, err);
+        if (which == AAC_IMAGE_INPUT) return write_image<float>(v, v->voxels + (size_t)r->t * n, path, err);
+    } catch (const std::bad_alloc &) {
+        return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return aac_fail(err, AAC_ERR_ARG, "aac_write_result_image: unknown image %d", (int)which);
 }

@@ -67,6 +67,15 @@ void out_slice_max(const aac_results *r, float *out);
 /* "score -> probability" mapping as one sentence for descriptions. */
 void out_mapping_text(const aac_results *r, char *buf, size_t cap);
 
+/* ---- font5x7.c: text in pictures (the PNG montage's labels) */
+enum { FONT_W = 5, FONT_H = 7 }; /* a glyph; characters advance FONT_W + 1, lines FONT_H + 2 */
+/* Width in pixels of s at an integer scale. */
+int font_text_width(const char *s, int scale);
+/* s drawn into the RGB image (w x h, stride bytes per row) with its top-left corner at (x0, y0),
+ * clipped to the image; returns the width drawn. */
+int font_draw(uint8_t *rgb, size_t stride, int w, int h, int x0, int y0, const char *s, int scale,
+              const uint8_t colour[3]);
+
 #ifdef __cplusplus
 }
 #endif

@@ -291,6 +291,52 @@ done:
     return rc;
 }
 
+/* Volume t of v normalised and scored (score_volume), and *res made ready for the writers and
+ * aac_regions: the map, the per-slice scores (slices across z), the volume's score, thresholds
+ * and the probability mapping (the bundle's calibration, else the map's own range). scores
+ * holds at least max(dim[0..2]) values. Returns 0, 1 when interrupted, -1 on error (err). */
+static int score_volume_results(aac_scorer *sc, const aac_volume *v, const aac_image *pic, int t, float *map,
+                                float *scores, aac_norm *norm, aac_results *res, int *n_scored, int *n_skipped,
+                                score_progress *pg, aac_error *err) {
+    const aac_score_params *o = &sc->p;
+    *norm = (aac_norm){.low = 0, .high = 255, .axis = 2, .method = "8-bit picture as stored"};
+    if (!pic && aac_volume_norm(v, t, &o->norm, norm, err)) return -1;
+    int r = score_volume(sc, v, pic, t, norm, map, scores, n_scored, n_skipped, pg, err);
+    if (r) return r;
+    double vol_score = -INFINITY;
+    const int n = aac_volume_slice_count(v, norm->axis);
+    for (int i = 0; i < n; i++)
+        if (isfinite(scores[i]) && scores[i] > vol_score) vol_score = scores[i];
+    *res = (aac_results){.source = v, .t = t, .map = map, .series_score = vol_score,
+                         .slice_scores = norm->axis == 2 ? scores : NULL, .n_thresholds = o->n_thresholds};
+    memcpy(res->thresholds, o->thresholds, sizeof res->thresholds);
+    if (sc->calibrated) res->low = sc->cal.map_low, res->high = sc->cal.map_high;
+    return 0;
+}
+
+aac_status aac_score_volume(aac_scorer *sc, const aac_volume *v, int t, float *map, float *slice_scores,
+                            aac_results *res, aac_norm *norm, aac_error *err) {
+    if (!sc || !v || !v->voxels || !map || !res)
+        return aac_fail(err, AAC_ERR_ARG, "aac_score_volume: NULL argument");
+    if (t < 0 || t >= v->dim[3])
+        return aac_fail(err, AAC_ERR_ARG, "aac_score_volume: volume %d of %d in %.900s", t, v->dim[3], v->source);
+    int most = v->dim[0] > v->dim[1] ? v->dim[0] : v->dim[1];
+    most = most > v->dim[2] ? most : v->dim[2];
+    float *scores = slice_scores ? slice_scores : malloc(sizeof(float) * (size_t)most);
+    if (!scores) return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    score_progress pg = {.done = 0, .total = aac_volume_slice_count(v, 2)};
+    aac_norm used;
+    int scored = 0, skipped = 0;
+    aac_error e2 = {0};
+    int r = score_volume_results(sc, v, NULL, t, map, scores, &used, res, &scored, &skipped, &pg, &e2);
+    if (!slice_scores) free(scores), res->slice_scores = NULL;
+    if (norm) *norm = used;
+    if (r > 0) return aac_fail(err, AAC_ERR_INTERRUPTED, "%.900s: interrupted", v->source);
+    if (r < 0) return aac_fail(err, e2.code ? e2.code : AAC_ERR_IO, "%s", e2.message);
+    report_progress(sc, &pg);
+    return AAC_OK;
+}
+
 /* ---------------------------------------------------------------- outputs */
 
 /* The requested formats of one scored volume into dir, listed in files. */
@@ -388,33 +434,29 @@ static int score_into(aac_scorer *sc, const aac_scan *scan, int idx, const char 
         rc = -1;
         goto done;
     }
+    int most = v->dim[0] > v->dim[1] ? v->dim[0] : v->dim[1];
+    most = most > v->dim[2] ? most : v->dim[2];
+    if (!(scores = malloc(sizeof(float) * (size_t)most))) {
+        snprintf(msg, msg_cap, "out of memory");
+        rc = -1;
+    }
     for (int t = 0; t < v->dim[3] && rc == 0; t++) {
-        aac_norm norm = {.low = 0, .high = 255, .axis = 2, .method = "8-bit picture as stored"};
-        if (!pic_path && aac_volume_norm(v, t, &o->norm, &norm, &err)) {
-            snprintf(msg, msg_cap, "%s", err.message);
-            rc = -1;
-            break;
-        }
-        const int n = aac_volume_slice_count(v, norm.axis);
-        float *sl = realloc(scores, sizeof(float) * (size_t)(n > v->dim[2] ? n : v->dim[2]));
-        if (!sl) {
-            snprintf(msg, msg_cap, "out of memory");
-            rc = -1;
-            break;
-        }
-        scores = sl;
+        aac_norm norm;
+        aac_results res;
         double ts = score_now();
-        int r = score_volume(sc, v, pic_path ? &pic : NULL, t, &norm, map, scores, &scored, &skipped, pg, &err);
+        int r = score_volume_results(sc, v, pic_path ? &pic : NULL, t, map, scores, &norm, &res, &scored, &skipped,
+                                     pg, &err);
         t_score += score_now() - ts;
         if (r) {
             if (r < 0) snprintf(msg, msg_cap, "%s", err.message);
             rc = r;
             break;
         }
-        double vol_score = -INFINITY;
+        const int n = aac_volume_slice_count(v, norm.axis);
+        const double vol_score = res.series_score;
         int vol_top = -1;
-        for (int i = 0; i < n; i++)
-            if (isfinite(scores[i]) && scores[i] > vol_score) vol_score = scores[i], vol_top = i;
+        for (int i = 0; i < n && vol_top < 0; i++)
+            if (scores[i] == vol_score) vol_top = i;
         if (vol_score > series_score) series_score = vol_score, top_slice = vol_top;
 
         /* outputs of this 3-D volume: in dir itself for 3-D series, dir/volNNN for 4-D */
@@ -429,10 +471,6 @@ static int score_into(aac_scorer *sc, const aac_scan *scan, int idx, const char 
         } else {
             snprintf(vdir, sizeof vdir, "%.4000s", dir);
         }
-        aac_results res = {.source = v, .t = t, .map = map, .series_score = vol_score,
-                           .slice_scores = norm.axis == 2 ? scores : NULL, .n_thresholds = o->n_thresholds};
-        memcpy(res.thresholds, o->thresholds, sizeof res.thresholds);
-        if (sc->calibrated) res.low = sc->cal.map_low, res.high = sc->cal.map_high;
         aac_output_params op = aac_output_default_params();
         op.model_name = o->model_name[0] ? o->model_name : NULL;
         double tw = score_now();

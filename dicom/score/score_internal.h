@@ -62,4 +62,8 @@ void score_log(const aac_scorer *sc, aac_score_event ev, const char *series, con
 /* ---------------------------------------------------------------- summary.c */
 /* The row of a series before scoring: who it is and where its results go. */
 json_t *summary_row_new(const aac_series_info *si, const char *picture, const char *out_dir);
+
+/* ---------------------------------------------------------------- report_html.c */
+/* dir/report.html from the summary's JSON (root as summary.json holds it), atomically. */
+aac_status summary_write_html(const json_t *root, const char *dir, aac_error *err);
 #endif

@@ -1,5 +1,5 @@
-/* summary.c - the summary of a run (summary.json with one row per series, summary.csv) and
- * where each series' results go. */
+/* summary.c - the summary of a run (summary.json with one row per series, summary.csv, and
+ * report.html from report_html.c) and where each series' results go. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,7 +123,8 @@ aac_status aac_summary_write(const aac_summary *s, const char *root, aac_error *
     snprintf(path, sizeof path, "%s/summary.csv", root);
     st = fs_write_atomic(path, buf, len, err);
     free(buf);
-    return st;
+    /* report.html: the same for people who look rather than read */
+    return st ? st : summary_write_html(s->root, root, err);
 }
 
 /* ---------------------------------------------------------------- result folders */

@@ -116,9 +116,11 @@ typedef struct ot_ct {
     double tilt_deg;          /* gantry tilt: column direction rotated about x */
     const double *z;          /* table positions of the slices (mm), n values */
     double ps;                /* pixel spacing */
+    int nt;                   /* > 1: that many temporal positions of the n slices (a 4-D series,
+                                 TemporalPositionIdentifier 1..nt, 2 s apart) */
 } ot_ct;
 
-/* Writes dir/ct_NNN.dcm; values are a smooth phantom in HU. */
+/* Writes dir/ct_NNN.dcm; values are a smooth phantom in HU (changing a little over time). */
 static inline void ot_write_ct(const char *dir, const ot_ct *c) {
     const char *study = "2.25.300000000000000000000000000000000001";
     const char *series = "2.25.300000000000000000000000000000000002";
@@ -128,11 +130,14 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
     snprintf(iop, sizeof iop, "1\\0\\0\\0\\%.10f\\%.10f", cos(t), sin(t));
     snprintf(tilt, sizeof tilt, "%g", c->tilt_deg);
     snprintf(ps, sizeof ps, "%g\\%g", c->ps, c->ps);
-    for (int k = 0; k < c->n; k++) {
-        char sop[80], ipp[96], inst[16], path[4096];
-        snprintf(sop, sizeof sop, "2.25.3000000000000000000000000000000010%02d", k);
+    const int nt = c->nt > 1 ? c->nt : 1;
+    for (int kk = 0; kk < c->n * nt; kk++) {
+        const int k = kk % c->n, tp = kk / c->n;
+        char sop[80], ipp[96], inst[16], tpos[16], path[4096];
+        snprintf(sop, sizeof sop, "2.25.300000000000000000000000000000001%03d", kk);
         snprintf(ipp, sizeof ipp, "%g\\%g\\%g", -0.5 * c->ps * c->cols, -0.5 * c->ps * c->rows, c->z[k]);
-        snprintf(inst, sizeof inst, "%d", k + 1);
+        snprintf(inst, sizeof inst, "%d", kk + 1);
+        snprintf(tpos, sizeof tpos, "%d", tp + 1);
         ot_buf ds = {0}, meta = {0}, file = {0};
         ot_str(&ds, 0x0008, 0x0008, "CS", "ORIGINAL\\PRIMARY\\AXIAL");
         ot_str(&ds, 0x0008, 0x0016, "UI", "1.2.840.10008.5.1.4.1.1.2");
@@ -151,6 +156,7 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
         ot_str(&ds, 0x0018, 0x0015, "CS", "ABDOMEN");
         ot_str(&ds, 0x0018, 0x0050, "DS", "2.5");
         ot_str(&ds, 0x0018, 0x0060, "DS", "120");
+        if (nt > 1) ot_str(&ds, 0x0018, 0x0080, "DS", "2000");
         ot_str(&ds, 0x0018, 0x1120, "DS", tilt);
         ot_str(&ds, 0x0020, 0x000D, "UI", study);
         ot_str(&ds, 0x0020, 0x000E, "UI", series);
@@ -160,6 +166,7 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
         ot_str(&ds, 0x0020, 0x0032, "DS", ipp);
         ot_str(&ds, 0x0020, 0x0037, "DS", iop);
         ot_str(&ds, 0x0020, 0x0052, "UI", for_uid);
+        if (nt > 1) ot_str(&ds, 0x0020, 0x0100, "IS", tpos);
         ot_str(&ds, 0x0020, 0x1040, "LO", "");
         ot_us(&ds, 0x0028, 0x0002, 1);
         ot_str(&ds, 0x0028, 0x0004, "CS", "MONOCHROME2");
@@ -179,7 +186,7 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
             for (int x = 0; x < c->cols; x++) {
                 const double dx = x - c->cols / 2.0, dy = y - c->rows / 2.0;
                 const double r2 = (dx * dx + dy * dy) / (0.16 * c->cols * c->cols);
-                px[y * c->cols + x] = (int16_t)(r2 < 1 ? 1024 + 40 + 30 * sin(0.2 * x + k) : 24);
+                px[y * c->cols + x] = (int16_t)(r2 < 1 ? 1024 + 40 + 30 * sin(0.2 * x + k) + 5 * tp : 24);
             }
         ot_el(&ds, 0x7FE0, 0x0010, "OW", px, (size_t)c->rows * c->cols * 2);
         free(px);
@@ -198,7 +205,7 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
         ot_put(&file, pre, sizeof pre);
         ot_put(&file, meta.p, meta.n);
         ot_put(&file, ds.p, ds.n);
-        snprintf(path, sizeof path, "%.4000s/ct_%03d.dcm", dir, k);
+        snprintf(path, sizeof path, "%.4000s/ct_%03d.dcm", dir, kk);
         FILE *f = fopen(path, "wb");
         CHECK(f && fwrite(file.p, 1, file.n, f) == file.n, "cannot write %s", path);
         if (f) fclose(f);
@@ -209,9 +216,13 @@ static inline void ot_write_ct(const char *dir, const ot_ct *c) {
     }
 }
 
-/* The three DICOM sources every DICOM writer is checked on: the real CT of dcmqi/ct-3slice (two
- * blobs, default threshold), the GE fMRI series of dcm_qa_nih (4-D, volume 1 scored, two
- * thresholds) and a CT written here with a 20 degree gantry tilt and uneven table positions. */
+/* The DICOM sources every DICOM writer is checked on. In the repository: five slices of the
+ * sample study (testdata/sample-study: a CT written with DCMTK; two blobs, default threshold),
+ * a 4-D series written here (volume 1 scored, two thresholds) and a CT written here with a 20
+ * degree gantry tilt and uneven table positions; with ../shared also the real CT of
+ * dcmqi/ct-3slice and the GE fMRI series of dcm_qa_nih (4-D, volume 1, two thresholds).
+ * Cases 0, 1, 2 are always the first three. */
+#define OT_MAX_CASES 5
 typedef struct ot_case {
     char name[32];
     char src[4096];
@@ -222,15 +233,27 @@ typedef struct ot_case {
     int nthr;
 } ot_case;
 
-static inline int ot_cases(ot_case c[3]) {
-    memset(c, 0, 3 * sizeof *c);
-    snprintf(c[0].name, sizeof c[0].name, "ct3");
-    snprintf(c[0].src, sizeof c[0].src, "%s", tu_shared("dicom/dcmqi/ct-3slice"));
+/* Slices first..first+n-1 of the sample study copied into a scratch folder. */
+static inline const char *ot_sample_ct(const char *name, int first, int n) {
+    const char *dir = dt_scratch(name);
+    for (int k = first; k < first + n; k++)
+        CHECK(dt_run("cp '%s/testdata/sample-study/dicom/IM%04d.dcm' '%s/'", AACLIP_SOURCE_DIR, k, dir) == 0,
+              "copy sample slice %d", k);
+    return dir;
+}
+
+static inline int ot_cases(ot_case c[OT_MAX_CASES]) {
+    memset(c, 0, OT_MAX_CASES * sizeof *c);
+    snprintf(c[0].name, sizeof c[0].name, "sample5");
+    snprintf(c[0].src, sizeof c[0].src, "%s", ot_sample_ct("sample5_src", 14, 5));
     c[0].blobs[0] = (ot_blob){0.3, 0.45, 0.5, 18, 1.0};
     c[0].blobs[1] = (ot_blob){0.7, 0.6, 0.5, 12, 0.8};
     c[0].nb = 2;
-    snprintf(c[1].name, sizeof c[1].name, "nih_ge");
-    snprintf(c[1].src, sizeof c[1].src, "%s", tu_shared("dicom/dcm_qa_nih/In/20180918GE/mr_0004"));
+    snprintf(c[1].name, sizeof c[1].name, "gen_4d");
+    snprintf(c[1].src, sizeof c[1].src, "%s", dt_scratch("gen_4d_src"));
+    static const double z4[] = {0, 4, 8, 12};
+    const ot_ct ct4 = {.n = 4, .rows = 40, .cols = 56, .z = z4, .ps = 1.5, .nt = 3};
+    ot_write_ct(c[1].src, &ct4);
     c[1].t = 1;
     c[1].blobs[0] = (ot_blob){0.5, 0.5, 0.5, 20, 1.0};
     c[1].nb = 1;
@@ -244,7 +267,28 @@ static inline int ot_cases(ot_case c[3]) {
     ot_write_ct(c[2].src, &ct);
     c[2].blobs[0] = (ot_blob){0.5, 0.5, 0.5, 6, 1.0};
     c[2].nb = 1;
-    return 3;
+    int n = 3;
+    const char *ct3 = tu_shared_opt("dicom/dcmqi/ct-3slice"), *nih = tu_shared_opt("dicom/dcm_qa_nih/In/20180918GE/mr_0004");
+    if (ct3) {
+        snprintf(c[n].name, sizeof c[n].name, "ct3");
+        snprintf(c[n].src, sizeof c[n].src, "%s", ct3);
+        c[n].blobs[0] = (ot_blob){0.3, 0.45, 0.5, 18, 1.0};
+        c[n].blobs[1] = (ot_blob){0.7, 0.6, 0.5, 12, 0.8};
+        c[n].nb = 2;
+        n++;
+    }
+    if (nih) {
+        snprintf(c[n].name, sizeof c[n].name, "nih_ge");
+        snprintf(c[n].src, sizeof c[n].src, "%s", nih);
+        c[n].t = 1;
+        c[n].blobs[0] = (ot_blob){0.5, 0.5, 0.5, 20, 1.0};
+        c[n].nb = 1;
+        c[n].thr[0] = 0.3;
+        c[n].thr[1] = 0.7;
+        c[n].nthr = 2;
+        n++;
+    }
+    return n;
 }
 
 /* Loads a case's source and fills r (map malloc'ed: free(r->map) and aac_volume_free). */

@@ -31,7 +31,7 @@ static void run_case(const ot_case *c) {
 
 int main(void) {
     dt_need_python("pydicom, numpy");
-    ot_case cases[3];
+    ot_case cases[OT_MAX_CASES];
     const int n = ot_cases(cases);
     for (int i = 0; i < n; i++) run_case(&cases[i]);
     return tu_finish("test_out_pmap");

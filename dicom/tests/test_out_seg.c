@@ -101,7 +101,7 @@ static void run_case(const ot_case *c) {
 }
 
 static void check_failures(void) {
-    aac_volume *v = ot_load(tu_shared("dicom/dcmqi/ct-3slice"));
+    aac_volume *v = ot_load(ot_sample_ct("seg_fail_src", 14, 3));
     float *map = ot_blob_map(v, 0, &(ot_blob){0.5, 0.5, 0.5, 20, 1}, 1, 0);
     aac_results r = {.source = v, .map = map, .series_score = NAN};
     aac_output_params p = aac_output_default_params();
@@ -126,7 +126,7 @@ static void check_failures(void) {
     aac_volume *nv = NULL;
     char nii[4096];
     snprintf(nii, sizeof nii, "%s/ct.nii.gz", out);
-    v = ot_load(tu_shared("dicom/dcmqi/ct-3slice"));
+    v = ot_load(ot_sample_ct("seg_fail_src2", 14, 3));
     CHECK_OK(aac_volume_write_nifti(v, nii, &e), &e);
     CHECK_OK(aac_volume_read(nii, &nv, &e), &e);
     map = ot_blob_map(nv, 0, &(ot_blob){0.5, 0.5, 0.5, 20, 1}, 1, 0);
@@ -140,7 +140,7 @@ static void check_failures(void) {
 
 int main(void) {
     dt_need_python("pydicom, numpy");
-    ot_case cases[3];
+    ot_case cases[OT_MAX_CASES];
     const int n = ot_cases(cases);
     for (int i = 0; i < n; i++) run_case(&cases[i]);
     check_failures();

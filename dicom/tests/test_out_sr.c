@@ -109,7 +109,7 @@ int main(void) {
         return 77;
     }
     check_regions();
-    ot_case cases[3];
+    ot_case cases[OT_MAX_CASES];
     const int n = ot_cases(cases);
     for (int i = 0; i < n; i++) run_case(&cases[i], 26);
     run_case(&cases[0], 6);

@@ -1,9 +1,11 @@
 /* test_volume_io.c - volumes through ITK and geometry checked against independent readers:
- * the real NIfTI files of ../shared/nifti load with the dims, LPS affine and voxel sum nibabel
- * reports, and our NIfTI writer reproduces them (compare_nifti.py); the dcmqi 3-slice CT loads
- * in Hounsfield units equal to pydicom's; NRRD and MetaImage files load with their header's
- * geometry. */
-#include "dicom_test.h"
+ * NIfTI files load with the dims, LPS affine and voxel sum nibabel reports, and our NIfTI writer
+ * reproduces them (compare_nifti.py): files nibabel writes here (oblique with scaling, 4-D with
+ * sform only and a flipped axis, LAS with qform only) and, with ../shared, real ones (stroke MR,
+ * TotalSegmentator CT/MR/labels); CT slices load in Hounsfield units equal to pydicom's (the
+ * sample study; with ../shared also the dcmqi 3-slice CT); NRRD (LPS and RAS space, written here;
+ * with ../shared Slicer's liver_seg.nrrd) and MetaImage files load with their header's geometry. */
+#include "out_test.h" /* ot_sample_ct */
 
 #include "aaclip_dicom.h"
 
@@ -35,8 +37,7 @@ static void check_against_nibabel(const char *path, const aac_volume *v) {
     CHECK(fabs(s - sum) <= 1e-6 * fabs(sum) + 1e-3, "%s: voxel sum %.17g, nibabel %.17g", path, s, sum);
 }
 
-static void check_nifti(const char *rel) {
-    const char *path = tu_shared(rel);
+static void check_nifti_file(const char *path) {
     aac_volume *v = NULL;
     aac_error e = {0};
     CHECK_OK(aac_volume_read(path, &v, &e), &e);
@@ -52,8 +53,25 @@ static void check_nifti(const char *rel) {
     aac_volume_free(v);
 }
 
-static void check_ct_hu(void) {
-    const char *dir = tu_shared("dicom/dcmqi/ct-3slice");
+static void check_nifti(const char *rel) {
+    const char *path = tu_shared_opt(rel);
+    if (path) check_nifti_file(path);
+}
+
+/* NIfTI variants written by nibabel: scaling, rotation, 4-D, sform-only, qform-only, LAS. */
+static void check_written_nifti(void) {
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", dt_scratch("nifti_written"));
+    CHECK(dt_run(DT_PY " '%s/volume_facts.py' write-nifti '%s'", AACLIP_DICOM_TESTS_DIR, dir) == 0, "nibabel writer");
+    const char *names[] = {"oblique_scaled.nii.gz", "flipped_4d.nii", "mask_las.nii.gz"};
+    for (int i = 0; i < 3; i++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+        check_nifti_file(path);
+    }
+}
+
+static void check_ct_hu(const char *dir, int nx, int ny, int nz) {
     const char *paths[] = {dir};
     aac_scan *s = NULL;
     aac_error e = {0};
@@ -61,13 +79,13 @@ static void check_ct_hu(void) {
     CHECK(aac_scan_series_count(s) == 1, "ct-3slice: %d series", aac_scan_series_count(s));
     aac_volume *v = NULL;
     CHECK_OK(aac_scan_load(s, 0, &v, &e), &e);
-    CHECK(!strcmp(v->modality, "CT") && v->dim[0] == 512 && v->dim[1] == 512 && v->dim[2] == 3,
-          "ct-3slice: %s %d x %d x %d", v->modality, v->dim[0], v->dim[1], v->dim[2]);
+    CHECK(!strcmp(v->modality, "CT") && v->dim[0] == nx && v->dim[1] == ny && v->dim[2] == nz,
+          "%s: %s %d x %d x %d", dir, v->modality, v->dim[0], v->dim[1], v->dim[2]);
     char buf[4096];
     CHECK(dt_capture(buf, sizeof buf, DT_PY " '%s/volume_facts.py' dicom '%s'", AACLIP_DICOM_TESTS_DIR, dir) == 0,
           "pydicom: %s", buf);
     const char *p = buf;
-    const size_t plane = 512 * 512;
+    const size_t plane = (size_t)nx * ny;
     for (int z = 0; z < v->dim[2]; z++) {
         double zz, sum, lo, hi;
         int used = 0;
@@ -90,8 +108,41 @@ static void check_ct_hu(void) {
     aac_scan_free(s);
 }
 
+/* NRRD written here by hand, in LPS and in RAS space: the reader must give LPS geometry. */
+static void check_nrrd_written(void) {
+    const char *dir = dt_scratch("nrrd_written");
+    for (int ras = 0; ras <= 1; ras++) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/tiny_%s.nrrd", dir, ras ? "ras" : "lps");
+        FILE *f = fopen(path, "wb");
+        /* index axis 0 along +y (LPS), axis 1 along -x, axis 2 along +z; RAS states x and y negated */
+        fprintf(f, "NRRD0004\ntype: short\ndimension: 3\nspace: %s\nsizes: 4 3 2\n"
+                   "space directions: (0,%s1.5,0) (%s2,0,0) (0,0,3)\nkinds: domain domain domain\nendian: little\n"
+                   "encoding: raw\nspace origin: (%s10,%s20,30)\n\n",
+                ras ? "right-anterior-superior" : "left-posterior-superior", ras ? "-" : "", ras ? "" : "-",
+                ras ? "-" : "", ras ? "-" : "");
+        for (short i = 0; i < 24; i++) fwrite(&i, sizeof i, 1, f);
+        fclose(f);
+        aac_volume *v = NULL;
+        aac_error e = {0};
+        CHECK_OK(aac_volume_read(path, &v, &e), &e);
+        CHECK(v->dim[0] == 4 && v->dim[1] == 3 && v->dim[2] == 2 && v->voxels[23] == 23 && v->voxels[5] == 5,
+              "%s: dims/values", path);
+        CHECK(fabs(v->origin[0] - 10) < 1e-9 && fabs(v->origin[1] - 20) < 1e-9 && fabs(v->origin[2] - 30) < 1e-9,
+              "%s: origin %g %g %g (LPS 10 20 30)", path, v->origin[0], v->origin[1], v->origin[2]);
+        CHECK(fabs(v->spacing[0] - 1.5) < 1e-9 && fabs(v->spacing[1] - 2) < 1e-9 && fabs(v->spacing[2] - 3) < 1e-9,
+              "%s: spacing %g %g %g", path, v->spacing[0], v->spacing[1], v->spacing[2]);
+        CHECK(fabs(v->direction[1 * 3 + 0] - 1) < 1e-9 && fabs(v->direction[0 * 3 + 1] + 1) < 1e-9 &&
+                  fabs(v->direction[2 * 3 + 2] - 1) < 1e-9,
+              "%s: direction %g %g %g / %g %g %g / %g %g %g", path, v->direction[0], v->direction[1], v->direction[2],
+              v->direction[3], v->direction[4], v->direction[5], v->direction[6], v->direction[7], v->direction[8]);
+        aac_volume_free(v);
+    }
+}
+
 static void check_nrrd(void) {
-    const char *path = tu_shared("dicom/dcmqi/liver_seg.nrrd");
+    const char *path = tu_shared_opt("dicom/dcmqi/liver_seg.nrrd");
+    if (!path) return;
     aac_volume *v = NULL;
     aac_error e = {0};
     CHECK_OK(aac_volume_read(path, &v, &e), &e);
@@ -138,13 +189,17 @@ static void check_metaimage(void) {
 
 int main(void) {
     dt_need_python("nibabel, pydicom, numpy");
+    check_written_nifti();
     check_nifti("nifti/stroke/FLAIR.nii.gz");
     check_nifti("nifti/stroke/T1.nii.gz");
     check_nifti("nifti/stroke/T2.nii.gz");
     check_nifti("nifti/totalseg/example_ct_sm.nii.gz");
     check_nifti("nifti/totalseg/example_mr_sm.nii.gz");
     check_nifti("nifti/totalseg/example_seg.nii.gz");
-    check_ct_hu();
+    check_ct_hu(ot_sample_ct("volume_io_sample", 14, 4), 256, 256, 4);
+    const char *ct3 = tu_shared_opt("dicom/dcmqi/ct-3slice");
+    if (ct3) check_ct_hu(ct3, 512, 512, 3);
+    check_nrrd_written();
     check_nrrd();
     check_metaimage();
     return tu_finish("test_volume_io");
