@@ -39,7 +39,7 @@ static void score_help(void) {
            "Scores every image series found under PATH (study folders, folders of studies, DICOM\n"
            "files, NIfTI/NRRD/MetaImage volumes) and every PNG/JPEG picture (in colour). Results go\n"
            "to OUTDIR/<PatientID>/<StudyInstanceUID>/<SeriesInstanceUID>/ (volume files:\n"
-           "OUTDIR/volumes/<name>/, pictures: OUTDIR/images/<path>/) with summary.json and\n"
+           "OUTDIR/volumes/<path>/, pictures: OUTDIR/images/<path>/) with summary.json and\n"
            "summary.csv in OUTDIR. A series whose results are complete is skipped (--force redoes\n"
            "it). Without --model the bundled demo model is used (synthetic, not for clinical use;\n"
            "said on stderr and in summary.json). Exit status: 0 all series done, 1 some failed or\n"
