@@ -10,6 +10,7 @@ int cmd_dump(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_score(int argc, char **argv);
 int cmd_model(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
 
 /* Options shared by every command that opens a model. */
 typedef struct model_opts {

@@ -16,6 +16,8 @@ static void usage(FILE *f) {
             "commands:\n"
             "  score   score study folders, DICOM files or volumes: anomaly maps, scores, DICOM\n"
             "          SEG / Parametric Map / SR, NIfTI/NRRD, a 3D Slicer scene, a summary\n"
+            "          (also under mpirun, or split with --shard K/N over job-array tasks)\n"
+            "  summary merge  the shard summaries of a job array into one summary\n"
             "  dump    run the engine on tensors from a safetensors file and write every\n"
             "          intermediate result (checks against a reference implementation)\n"
             "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
@@ -49,6 +51,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);
