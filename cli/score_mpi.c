@@ -79,7 +79,7 @@ typedef struct mailbox {
 typedef struct run {
     score_job *job;
     int rank, size, threads;
-    char host[256], boot[64];
+    char host[256], boot[160];  /* boot: kernel boot id and pid namespace (read_machine_id) */
     mailbox mb;
     aac_score_batch *batch;   /* rank 0, once laid out */
     aac_scorer *sc;
@@ -231,13 +231,20 @@ static int next_message(wire *w, in_msg *m) {
 
 /* ---------------------------------------------------------------- where this rank runs */
 
-static void read_boot_id(char *out, size_t cap) {
+/* What makes two ranks' pids comparable: the same kernel boot and the same pid namespace
+ * (containers on one host share the boot id, and may share the host name). Empty when
+ * unknown: then only heartbeats tell. */
+static void read_machine_id(char *out, size_t cap) {
+    char boot[64] = "", ns[64] = "";
     FILE *f = fopen("/proc/sys/kernel/random/boot_id", "r");
-    out[0] = '\0';
     if (f) {
-        if (fgets(out, (int)cap, f)) out[strcspn(out, "\n")] = '\0';
+        if (fgets(boot, sizeof boot, f)) boot[strcspn(boot, "\n")] = '\0';
         fclose(f);
     }
+    const ssize_t n = readlink("/proc/self/ns/pid", ns, sizeof ns - 1);
+    ns[n > 0 ? n : 0] = '\0';
+    snprintf(out, cap, "%s", boot[0] && ns[0] ? boot : "");
+    if (boot[0] && ns[0]) snprintf(out + strlen(out), cap - strlen(out), "/%s", ns);
 }
 
 /* Ranks on this node, as the launcher says (no collective call: a rank that died at start
@@ -782,8 +789,8 @@ finish:
                     c.transfers ? 1e3 * c.pack_s / c.transfers : 0, c.transfers ? 1e3 * c.transfer_s / c.transfers : 0);
         if (!r->rc) r->rc = n.failed || n.interrupted ? 1 : 0;
     }
-    for (int p = 1; p < r->size; p++)
-        if (!c.peers || c.peers[p].state != P_GONE) send_bytes(&c.w, p, TAG_STOP, NULL, 0, NULL, 0);
+    for (int p = 1; p < r->size; p++) /* the ranks that could not score wait for this too */
+        if (!c.peers || !c.peers[p].died) send_bytes(&c.w, p, TAG_STOP, NULL, 0, NULL, 0);
     for (int i = 0; i < 500 && c.w.n_out; i++) { /* the STOPs out; a dead rank's never complete */
         progress_sends(&c.w);
         nap(2000);
@@ -822,7 +829,7 @@ int score_mpi(score_job *job) {
     const int local = local_ranks();
     r.threads = rank_threads(job->mo.params.n_threads, local);
     gethostname(r.host, sizeof r.host - 1);
-    read_boot_id(r.boot, sizeof r.boot);
+    read_machine_id(r.boot, sizeof r.boot);
     const char *recovery = getenv("OMPI_MCA_orte_enable_recovery");
     if (r.rank == 0 && getenv("OMPI_COMM_WORLD_SIZE") && !(recovery && !strcmp(recovery, "1")) && !job->log.quiet)
         say(&r, "note", NULL, "mpirun without --enable-recovery: if a rank dies, Open MPI stops the whole job (the "
