@@ -165,11 +165,16 @@ static void term_file(dcm_file *f) {
     TERM(f->image_type), TERM(f->modality), TERM(f->body_part), TERM(f->photometric), TERM(f->acquisition_time);
 }
 
-/* A file's pixel layout as the loader relies on it: positive sizes whose product fits. */
+/* A file's pixel layout as the loader relies on it, checked as dcm_read_header checks it:
+ * sizes in range whose product fits, consistent bit depths, a mosaic count that is one. */
 static int file_ok(const dcm_file *f) {
-    if (f->rows < 1 || f->cols < 1 || f->n_frames < 1 || (f->spp != 1 && f->spp != 3)) return 0;
+    if (f->rows < 1 || f->cols < 1 || f->rows > 65535 || f->cols > 65535 || f->n_frames < 1 ||
+        (f->spp != 1 && f->spp != 3) || f->mosaic_images < 0 || f->mosaic_images > 65535)
+        return 0;
     if (f->bits_alloc != 8 && f->bits_alloc != 16 && f->bits_alloc != 32) return 0;
-    if (f->bits_stored < 1 || f->bits_stored > f->bits_alloc) return 0;
+    if (f->bits_stored < 1 || f->bits_stored > f->bits_alloc || f->high_bit < f->bits_stored - 1 ||
+        f->high_bit >= f->bits_alloc)
+        return 0;
     const double n = (double)f->n_frames * f->rows * f->cols * f->spp;
     return n * 4 < (double)SIZE_MAX && n < 4e9;
 }

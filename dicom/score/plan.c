@@ -67,7 +67,7 @@ static aac_status add_item(aac_score_batch *b, int scan_index, int row_index, co
     char dir[4096];
     if (si) aac_score_series_dir(b->root, si, dir, sizeof dir);
     else aac_score_picture_dir(b->root, pic, dir, sizeof dir);
-    const int k = b->n_items;
+    const int k = b->n_items++; /* counted first: aac_score_batch_free frees what was filled */
     aac_score_item *it = &b->items[k];
     it->index = k, it->row_index = row_index, it->is_picture = pic != NULL;
     it->slices = si ? (int64_t)si->dim[2] * si->dim[3] : 1;
@@ -75,7 +75,6 @@ static aac_status add_item(aac_score_batch *b, int scan_index, int row_index, co
     b->scan_index[k] = si ? scan_index : -1;
     if (!(it->out_dir = strdup(dir)) || !(b->pre_rows[k] = summary_row_new(si, pic, dir)))
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
-    b->n_items++;
     return AAC_OK;
 }
 
