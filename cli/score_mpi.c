@@ -409,7 +409,12 @@ static void *worker(void *arg) {
         if (k >= 0) {
             result_head h = {k, (int32_t)r->mb.result_state, r->mb.result_row != NULL, 0, r->mb.result_wall};
             const char *body = r->mb.result_row ? r->mb.result_row : r->mb.result_error;
-            send_bytes(&w, 0, TAG_RESULT, &h, sizeof h, body, strlen(body));
+            if (send_bytes(&w, 0, TAG_RESULT, &h, sizeof h, body, strlen(body))) {
+                /* rank 0 must hear about every item it handed out, or it waits for ever */
+                static const char lost_row[] = "its row could not be sent to rank 0 (out of memory, or over 1 GiB)";
+                h.state = AAC_SCORE_FAILED, h.has_row = 0;
+                send_bytes(&w, 0, TAG_RESULT, &h, sizeof h, lost_row, sizeof lost_row - 1);
+            }
             free(r->mb.result_row);
             r->mb.result_row = NULL, r->mb.result_item = -1;
             busy = 1;
