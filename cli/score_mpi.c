@@ -18,7 +18,9 @@
  * Rank 0's own death ends the run (the other ranks notice the silence and stop after their
  * current series); a rerun skips every complete series. Open MPI 4's mpirun kills the whole job
  * when a rank dies unless started with --enable-recovery (then it also always exits 0: the
- * summary's counts are the run's outcome); srun's default keeps the other tasks running.
+ * summary's counts are the run's outcome); srun's default keeps the other tasks running. After
+ * a death nobody calls MPI_Finalize (Open MPI 4.1's can wait for the dead rank for ever): rank 0
+ * says so in STOP and every rank leaves with _exit.
  *
  * Messages (bytes): START 0->r the run's marker file (r checks it sees OUTDIR: a shared file
  * system); HELLO r->0 {state, host, boot id, pid, threads, error} as JSON; ITEM 0->r item
@@ -85,6 +87,7 @@ typedef struct run {
     aac_scorer *sc;
     int stop_scoring;         /* the run asks the scorer to stop (rank 0 lost, ...) */
     int rc;                   /* rank 0: exit status */
+    int skip_finalize;        /* a rank died: MPI_Finalize may wait for it for ever (Open MPI 4.1) */
 } run;
 
 static void mb_lock(run *r) { pthread_mutex_lock(&r->mb.mu); }
@@ -360,15 +363,22 @@ static void *worker(void *arg) {
     wire w = {0};
     hello(r, &w, 0, NULL); /* who and where, before the model is loaded */
     double last0 = now_s(), last_beat = now_s(), start_until = 0;
-    int said = 0, stop = 0, lost = 0, start = 0; /* start: 0 waiting, 1 looking, 2 seen, -1 not seen */
+    int said = 0, stop = 0, lost = 0, left = 0, start = 0; /* start: 0 waiting, 1 looking, 2 seen, -1 not seen */
     char marker[4400] = "";
     double last_loop = now_s();
     while (!stop) {
         int busy = 0;
-        /* a stall of this process (stopped, starved) is not rank 0's silence */
-        const double gap = now_s() - last_loop;
-        if (gap > 1.0) last0 += gap;
-        last_loop = now_s();
+        /* a stall of this process (stopped, starved) is not rank 0's silence: the time is taken
+         * once per turn, and silence judged on it before anything else can stall */
+        const double now = now_s();
+        if (now - last_loop > 1.0) last0 += now - last_loop;
+        last_loop = now;
+        if (now - last0 > timeout) {
+            lost = 1;
+            say(r, "error", NULL, "rank 0 has been silent for %.0f s: stopping after the series in work (finished "
+                "series are in place; run the same command again to finish the batch)", timeout);
+            break;
+        }
         progress_sends(&w);
         in_msg m;
         while (next_message(&w, &m)) {
@@ -394,6 +404,7 @@ static void *worker(void *arg) {
                 /* the end, or this rank was counted dead while only slow: its series is someone
                  * else's now, so the one in work (if any) is abandoned */
                 stop = 1;
+                r->skip_finalize = m.len >= 1 && m.buf[0];
                 __atomic_store_n(&r->stop_scoring, 1, __ATOMIC_RELAXED);
             }
             free(m.buf);
@@ -430,19 +441,14 @@ static void *worker(void *arg) {
             if (start < 0) say(r, "error", NULL, "%s", msg);
             said = 1;
         }
-        if (said && idle && score_stop_requested()) {
+        if (said && idle && score_stop_requested() && !left) {
+            /* out of the work, but still listening: the end (STOP) says how to leave MPI */
             hello(r, &w, -1, "stopped by a signal");
-            break;
+            left = 1;
         }
         if (now_s() - last_beat >= BEAT_S) {
             send_bytes(&w, 0, TAG_BEAT, NULL, 0, NULL, 0);
             last_beat = now_s();
-        }
-        if (now_s() - last0 > timeout) {
-            lost = 1;
-            say(r, "error", NULL, "rank 0 has been silent for %.0f s: stopping after the series in work (finished "
-                "series are in place; run the same command again to finish the batch)", timeout);
-            break;
         }
         if (!busy) nap(2000);
     }
@@ -453,6 +459,7 @@ static void *worker(void *arg) {
     mb_lock(r);
     r->mb.stop = 1;
     r->rc = lost ? 1 : 0;
+    if (lost) r->skip_finalize = 1;
     mb_unlock(r);
     return NULL;
 }
@@ -610,7 +617,8 @@ static void on_message(coord *c, in_msg *m) {
                 record(c, p, h.item, (aac_score_state)h.state, h.has_row ? m->buf + sizeof h : NULL, m->buf + sizeof h);
             }
         }
-        send_bytes(&c->w, p, TAG_STOP, NULL, 0, NULL, 0);
+        const char skip = 1; /* a rank was counted dead: nobody waits in MPI_Finalize */
+        send_bytes(&c->w, p, TAG_STOP, &skip, 1, NULL, 0);
         return;
     }
     q->last = now_s();
@@ -648,8 +656,7 @@ static void on_message(coord *c, in_msg *m) {
 
 /* Signs of life: a rank on this machine whose process is gone is dead at once; any rank
  * silent for the timeout too. */
-static void check_peers(coord *c) {
-    const double t = now_s();
+static void check_peers(coord *c, double t) {
     for (int p = 1; p < c->r->size; p++) {
         peer *q = &c->peers[p];
         if (q->state == P_GONE) continue;
@@ -712,11 +719,13 @@ static void *coordinator(void *arg) {
     double last_beat = now_s(), last_check = now_s(), last_loop = now_s();
     for (;;) {
         int busy = 0;
-        /* a stall of this process (stopped, starved) is not the other ranks' silence */
-        const double gap = now_s() - last_loop;
-        if (gap > 1.0)
-            for (int p = 1; p < r->size; p++) c.peers[p].last += gap;
-        last_loop = now_s();
+        /* a stall of this process (stopped, starved) is not the other ranks' silence: the time
+         * is taken once per turn, and silence judged on it before anything else can stall */
+        const double now = now_s();
+        if (now - last_loop > 1.0)
+            for (int p = 1; p < r->size; p++) c.peers[p].last += now - last_loop;
+        last_loop = now;
+        if (now - last_check >= CHECK_S) check_peers(&c, now), last_check = now;
         progress_sends(&c.w);
         in_msg m;
         while (next_message(&c.w, &m)) {
@@ -758,11 +767,14 @@ static void *coordinator(void *arg) {
             c.stopping = 1;
             say(r, "warning", NULL, "stopping: no more series handed out; the ones in work end as interrupted");
         }
-        if (work && !c.stopping)
+        /* the test of a rank's death starts once every rank is ready, so the rank that is to
+         * die surely gets a series (AACLIP_TEST_KILL_RANK, see scoring_loop) */
+        int starting = 0;
+        for (int p = 1; p < r->size && getenv("AACLIP_TEST_KILL_RANK"); p++) starting += c.peers[p].state == P_STARTING;
+        if (work && !c.stopping && !starting)
             for (int p = 0; p < r->size; p++)
                 if (c.peers[p].state == P_READY) hand_out(&c, p), busy = 1;
         const double t = now_s();
-        if (t - last_check >= CHECK_S) check_peers(&c), last_check = t;
         if (t - last_beat >= BEAT_S) {
             for (int p = 1; p < r->size; p++)
                 if (c.peers[p].state != P_GONE) send_bytes(&c.w, p, TAG_BEAT, NULL, 0, NULL, 0);
@@ -794,8 +806,12 @@ finish:
                     c.transfers ? 1e3 * c.pack_s / c.transfers : 0, c.transfers ? 1e3 * c.transfer_s / c.transfers : 0);
         if (!r->rc) r->rc = n.failed || n.interrupted ? 1 : 0;
     }
+    /* Open MPI 4.1's MPI_Finalize can wait for ever for a rank that died (its fence is
+     * collective): after a death every rank leaves without it */
+    r->skip_finalize = c.deaths > 0;
+    const char skip = (char)r->skip_finalize;
     for (int p = 1; p < r->size; p++) /* the ranks that could not score wait for this too */
-        if (!c.peers || !c.peers[p].died) send_bytes(&c.w, p, TAG_STOP, NULL, 0, NULL, 0);
+        if (!c.peers || !c.peers[p].died) send_bytes(&c.w, p, TAG_STOP, &skip, 1, NULL, 0);
     for (int i = 0; i < 500 && c.w.n_out; i++) { /* the STOPs out; a dead rank's never complete */
         progress_sends(&c.w);
         nap(2000);
@@ -857,6 +873,10 @@ int score_mpi(score_job *job) {
     pthread_cond_destroy(&r.mb.cv);
     pthread_mutex_destroy(&r.mb.mu);
     rc = r.rc;
+    if (r.skip_finalize) { /* see the coordinator's end; mpirun --enable-recovery accepts this */
+        fflush(stdout), fflush(stderr);
+        _exit(rc);
+    }
     MPI_Finalize();
     return rc;
 }
