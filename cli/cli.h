@@ -13,6 +13,7 @@ int cmd_model(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
+int cmd_summary(int argc, char **argv);
 
 /* Options shared by every command that opens a model. */
 typedef struct model_opts {

@@ -16,6 +16,8 @@ static void usage(FILE *f) {
             "commands:\n"
             "  score   score study folders, DICOM files or volumes: anomaly maps, scores, DICOM\n"
             "          SEG / Parametric Map / SR, NIfTI/NRRD, a 3D Slicer scene, a summary\n"
+            "          (also under mpirun, or split with --shard K/N over job-array tasks)\n"
+            "  summary merge  the shard summaries of a job array into one summary\n"
             "  serve   a DICOM node next to a PACS: studies in by C-STORE, scored when complete,\n"
             "          SEG / Parametric Map / SR sent back by C-STORE\n"
             "  pull    studies from a PACS into a folder (C-FIND, then C-GET or C-MOVE)\n"
@@ -56,6 +58,7 @@ int main(int argc, char **argv) {
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull")) return cmd_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "push")) return cmd_push(argc - 1, argv + 1);
+    if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);

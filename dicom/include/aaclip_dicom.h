@@ -149,6 +149,14 @@ const char *aac_scan_note(const aac_scan *s, int i, aac_note_level *level);
 aac_status aac_scan_load(const aac_scan *s, int i, aac_volume **out, aac_error *err);
 void aac_scan_free(aac_scan *s);
 
+/* Series i of s as bytes for another process of the same build (an MPI rank), which turns
+ * them back into a scan holding just that series (aac_scan_unpack: series 0, same info, same
+ * warnings, loads to the same volume) without scanning the inputs again; the files must be
+ * readable there under the same paths. *index receives i (may be NULL). Bytes from another
+ * build (struct layout, byte order) or damaged bytes are refused with AAC_ERR_FORMAT. */
+aac_status aac_scan_pack(const aac_scan *s, int i, void **buf, size_t *len, aac_error *err);
+aac_status aac_scan_unpack(const void *buf, size_t len, aac_scan **out, int *index, aac_error *err);
+
 /* Human-readable name of a transfer syntax UID ("JPEG 2000 (lossless only)"), or the UID. */
 const char *aac_transfer_syntax_name(const char *uid);
 

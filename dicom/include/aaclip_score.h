@@ -87,6 +87,8 @@ typedef struct aac_score_params {
     aac_score_pictures pictures; /* PNG/JPEG in aac_score_paths (default AAC_PICTURES_AUTO) */
     const char *series_filter; /* aac_score_paths: only series whose UID, description, modality
                                   or first file contains this (NULL: all) */
+    int shard, shards;         /* aac_score_paths: 1 <= shard <= shards scores only that part of
+                                  the batch (aac_score_batch_shard_of); 0, 0 (default): all */
     /* The model as recorded in summaries and objects, and what identifies it for the anchor
      * cache. With a bundle (aac_scorer_open's bundle_dir) both default to the bundle. */
     const char *model_name;    /* NULL: the bundle folder */
@@ -173,7 +175,8 @@ aac_status aac_score_volume(aac_scorer *sc, const aac_volume *v, int t, float *m
                             aac_results *res, aac_norm *norm, aac_error *err);
 
 /* Where results go under a root: root/<PatientID>/<StudyUID>/<SeriesUID>[_partK] (sanitised),
- * volume files root/volumes/<file name>, pictures root/images/<path>-<hash>. */
+ * volume files root/volumes/<path>-<hash>, pictures root/images/<path>-<hash> (the end of the
+ * path as given, sanitised, and a hash of all of it: same-named files never share a folder). */
 void aac_score_series_dir(const char *root, const aac_series_info *si, char *out, size_t cap);
 void aac_score_picture_dir(const char *root, const char *path, char *out, size_t cap);
 
@@ -189,6 +192,68 @@ typedef struct aac_score_counts {
  * paths cannot be scanned or the summary cannot be written; failed series are counted. */
 aac_status aac_score_paths(aac_scorer *sc, const char *const *paths, int n_paths, const char *root,
                            aac_score_counts *counts, aac_error *err);
+
+/* ---------------------------------------------------------------- a batch in parts */
+/* The batch aac_score_paths scores (aac_score_paths runs on it), laid out as items for drivers
+ * that hand them out themselves: MPI ranks, job-array shards. Items are the scan's series and
+ * then its pictures, left out and filtered exactly as aac_score_paths does, in that order; rows
+ * may come back in any order and the summary keeps item order, so it is the same whoever scored
+ * what. Other processes score an item from its packed bytes without scanning the inputs. */
+typedef struct aac_score_batch aac_score_batch;
+
+typedef struct aac_score_item {
+    int index;              /* k: position in the batch, the summary's row order */
+    int row_index;          /* the row's "series_index": scan series index, pictures after */
+    int is_picture;
+    int64_t slices;         /* what scoring it costs: slices of all volumes (a picture: 1) */
+    const char *name;       /* series UID, else its first file; the picture's path */
+    const char *out_dir;    /* its results folder (aac_score_series_dir / _picture_dir) */
+} aac_score_item;
+
+/* Scans the paths and lays out the batch into root (created), with the scan's notes in its
+ * summary. sc (borrowed, outlives the batch) gives the filter, the pictures rule and the
+ * summary's header; params.shard/shards make it that shard's part (its summary then goes to
+ * root/shards/K-of-N/). Fails as aac_score_paths does. */
+aac_status aac_score_batch_open(const aac_scorer *sc, const char *const *paths, int n_paths, const char *root,
+                                aac_score_batch **out, aac_error *err);
+void aac_score_batch_free(aac_score_batch *b);
+int aac_score_batch_count(const aac_score_batch *b);
+const aac_score_item *aac_score_batch_item(const aac_score_batch *b, int k);
+/* 1 when item k belongs to this process's shard (always 1 without shards). */
+int aac_score_batch_mine(const aac_score_batch *b, int k);
+/* 16 hex digits over the items (sources, result folders below root, sizes): equal in every
+ * process that laid out the same inputs, whatever root was called there. */
+const char *aac_score_batch_digest(const aac_score_batch *b);
+/* The shard (1..n) item k belongs to in a split into n: largest items first, each to the
+ * least loaded shard by slices (ties: the lower shard), so the split depends on the inputs
+ * only (stable across runs and machines) and balances slices. 0 for a bad k or n. */
+int aac_score_batch_shard_of(const aac_score_batch *b, int k, int n);
+
+/* Scores item k in this process (aac_score_series / aac_score_picture with its row index). */
+aac_status aac_score_batch_score(aac_scorer *sc, const aac_score_batch *b, int k, aac_score_result *r,
+                                 aac_error *err);
+/* Item k as bytes (malloc'ed) for a process of the same build with a scorer opened the same
+ * way, which scores it with aac_score_packed: same folder, same row, no scan. */
+aac_status aac_score_batch_pack(const aac_score_batch *b, int k, void **buf, size_t *len, aac_error *err);
+aac_status aac_score_packed(aac_scorer *sc, const void *buf, size_t len, aac_score_result *r, aac_error *err);
+
+/* Item k's result (its row copied; replaces an earlier one). */
+aac_status aac_score_batch_set_result(aac_score_batch *b, int k, const aac_score_result *r, aac_error *err);
+/* Item k failed without a row of its own (the process scoring it died): a failed row naming
+ * the series and saying why. */
+aac_status aac_score_batch_set_failed(aac_score_batch *b, int k, const char *why, aac_error *err);
+/* Counts of the results so far; interrupted as given. */
+void aac_score_batch_counts(const aac_score_batch *b, int interrupted, aac_score_counts *c);
+/* summary.json / summary.csv (a shard's: root/shards/K-of-N/) with the rows so far in item
+ * order, atomically; final adds the counts. */
+aac_status aac_score_batch_write(aac_score_batch *b, int final, int interrupted, aac_error *err);
+
+/* Job arrays: the summaries of root/shards/K-of-N/ (one split N) into root/summary.json and
+ * summary.csv, rows in batch order. An item whose shard has not written its row yet gets a
+ * row with status "not scored" naming the shard to run again, and counts as failed; *complete
+ * says whether every shard has finished (all rows present). AAC_ERR_MISSING when there is no
+ * shard summary, AAC_ERR_FORMAT when they disagree (other inputs, other splits). */
+aac_status aac_score_merge_shards(const char *root, aac_score_counts *counts, int *complete, aac_error *err);
 
 /* ---------------------------------------------------------------- summaries */
 /* summary.json ({aaclip_version, model, class_text, domain, series: [rows], skipped_files,

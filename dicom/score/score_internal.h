@@ -60,10 +60,46 @@ void score_log(const aac_scorer *sc, aac_score_event ev, const char *series, con
     __attribute__((format(printf, 4, 5)));
 
 /* ---------------------------------------------------------------- summary.c */
+struct aac_summary {
+    json_t *root;   /* {aaclip_version, model, class_text, domain, [demo_model], series, skipped_files, [counts]} */
+    json_t *rows;   /* borrowed from root */
+    json_t *notes;  /* borrowed from root */
+};
+
 /* The row of a series before scoring: who it is and where its results go. */
 json_t *summary_row_new(const aac_series_info *si, const char *picture, const char *out_dir);
 
 /* ---------------------------------------------------------------- report_html.c */
 /* dir/report.html from the summary's JSON (root as summary.json holds it), atomically. */
 aac_status summary_write_html(const json_t *root, const char *dir, aac_error *err);
+/* A summary whose header (everything but series, skipped_files, counts) is a copy of hdr's:
+ * for merging summaries written elsewhere. */
+aac_status summary_from_header(const json_t *hdr, aac_summary **out, aac_error *err);
+
+/* ---------------------------------------------------------------- plan.c, shards.c */
+struct aac_score_batch {
+    const aac_scorer *sc;
+    char *root;                /* as given */
+    char *summary_root;        /* root, or root/shards/K-of-N */
+    aac_scan *scan;
+    int n_items;
+    aac_score_item *items;
+    int *scan_index;           /* per item: series index in scan, -1 for pictures */
+    json_t **pre_rows;         /* per item: its row before scoring (summary_row_new) */
+    json_t **rows;             /* per item: its result row, NULL until one comes */
+    aac_score_state *states;
+    unsigned char *mine;       /* per item: in this shard */
+    int shard, shards;
+    int *split;                /* per item: its shard (1..shards), with shards */
+    char digest[17];
+    aac_summary *sum;          /* header and notes; rows filled in item order when written */
+};
+
+/* Per item, its shard (1..n) in a split into n parts (malloc'ed; NULL out of memory). */
+int *shards_split(const aac_score_batch *b, int n);
+/* Item k's result folder relative to the batch root (its out_dir without the root prefix). */
+const char *batch_rel_dir(const aac_score_batch *b, int k);
+/* Shard summaries: when every shard of the split has written its final summary, merges them
+ * into root/summary.json (logs what it did); a no-op otherwise. */
+void shards_merge_if_complete(const aac_score_batch *b);
 #endif

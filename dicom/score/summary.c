@@ -9,12 +9,6 @@
 #include "fsutil.h"
 #include "score_internal.h"
 
-struct aac_summary {
-    json_t *root;   /* {aaclip_version, model, class_text, domain, [demo_model], series, skipped_files, [counts]} */
-    json_t *rows;   /* borrowed from root */
-    json_t *notes;  /* borrowed from root */
-};
-
 json_t *summary_row_new(const aac_series_info *si, const char *pic, const char *out_dir) {
     const char *base = pic ? strrchr(pic, '/') : NULL;
     return json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s}", "patient_id", si ? si->patient_id : "", "study_uid",
@@ -36,6 +30,25 @@ aac_status aac_summary_new(const aac_scorer *sc, aac_summary **out, aac_error *e
         json_object_set_new(s->root, "demo_model", json_string("synthetic, not for clinical use: the bundled demo "
                                                                "model was used because no --model was given"));
     if (s && s->root) {
+        json_object_set_new(s->root, "series", s->rows = json_array());
+        json_object_set_new(s->root, "skipped_files", s->notes = json_array());
+    }
+    if (!s || !s->root || !s->rows || !s->notes) {
+        aac_summary_free(s);
+        return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
+    }
+    *out = s;
+    return AAC_OK;
+}
+
+aac_status summary_from_header(const json_t *hdr, aac_summary **out, aac_error *err) {
+    aac_summary *s = calloc(1, sizeof *s);
+    if (s && (s->root = json_object())) {
+        const char *k;
+        json_t *v;
+        json_object_foreach((json_t *)hdr, k, v)
+            if (strcmp(k, "series") && strcmp(k, "skipped_files") && strcmp(k, "counts"))
+                json_object_set_new(s->root, k, json_deep_copy(v));
         json_object_set_new(s->root, "series", s->rows = json_array());
         json_object_set_new(s->root, "skipped_files", s->notes = json_array());
     }
@@ -129,6 +142,20 @@ aac_status aac_summary_write(const aac_summary *s, const char *root, aac_error *
 
 /* ---------------------------------------------------------------- result folders */
 
+/* root/<kind>/<end of the path, sanitised>-<hash of all of it>: the file name survives, and
+ * paths that sanitise alike ("a/b_c.png", "a_b/c.png") or files of one name in different
+ * folders (good/000.png, broken/000.png; two studies' mask.nii.gz) never share a folder. */
+static void path_dir(const char *root, const char *kind, const char *path, char *out, size_t cap) {
+    uint32_t h = 2166136261u; /* FNV-1a */
+    for (const char *p = path; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+    while (path[0] == '.' && path[1] == '/') path += 2;
+    while (path[0] == '/') path++;
+    const size_t n = strlen(path);
+    char name[160];
+    fs_sanitize(n > 150 ? path + n - 150 : path, name, sizeof name);
+    snprintf(out, cap, "%s/%s/%s-%08x", root, kind, name, h);
+}
+
 void aac_score_series_dir(const char *root, const aac_series_info *si, char *out, size_t cap) {
     char pat[80], study[80], ser[200];
     if (si->series_uid[0] && si->study_uid[0]) {
@@ -141,23 +168,10 @@ void aac_score_series_dir(const char *root, const aac_series_info *si, char *out
         }
         snprintf(out, cap, "%s/%s/%s/%s", root, pat, study, ser);
     } else {
-        /* volume files have no UIDs */
-        const char *base = strrchr(si->first_file, '/');
-        fs_sanitize(base ? base + 1 : si->first_file, ser, sizeof ser);
-        snprintf(out, cap, "%s/volumes/%s", root, ser);
+        path_dir(root, "volumes", si->first_file, out, cap); /* volume files have no UIDs */
     }
 }
 
 void aac_score_picture_dir(const char *root, const char *path, char *out, size_t cap) {
-    /* The end of the path (the file name survives), plus a hash of all of it: paths that
-     * sanitise alike ("a/b_c.png", "a_b/c.png") never share a folder, and same-named files of
-     * different folders (good/000.png, broken/000.png) stay apart. */
-    uint32_t h = 2166136261u; /* FNV-1a */
-    for (const char *p = path; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-    while (path[0] == '.' && path[1] == '/') path += 2;
-    while (path[0] == '/') path++;
-    const size_t n = strlen(path);
-    char name[160];
-    fs_sanitize(n > 150 ? path + n - 150 : path, name, sizeof name);
-    snprintf(out, cap, "%s/images/%s-%08x", root, name, h);
+    path_dir(root, "images", path, out, cap);
 }

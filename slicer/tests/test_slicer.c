@@ -147,6 +147,20 @@ static void check_regions_in_lesions(const char *table) {
     json_decref(les);
 }
 
+/* root/summary.json's first series' results folder + "/" + name (volume files go to
+ * volumes/<path>-<hash>: the folder name is the pipeline's to choose). */
+static const char *result_file(const char *root, const char *name) {
+    static char buf[2][4600];
+    static int slot;
+    char *out = buf[slot++ & 1], path[4200];
+    snprintf(path, sizeof path, "%s/summary.json", root);
+    json_t *sum = json_load_file(path, 0, NULL);
+    const char *dir = json_string_value(json_object_get(json_array_get(json_object_get(sum, "series"), 0), "output_dir"));
+    snprintf(out, sizeof buf[0], "%s/%s", dir ? dir : "(no summary)", name);
+    json_decref(sum);
+    return out;
+}
+
 static void check_sample_study(void) {
     printf("the sample study, run as Slicer runs the module\n");
     CHECK(run(PY " '%s/slicer_nrrd.py' from-dicom '%s/testdata/sample-study/dicom' '%s'", AACLIP_SLICER_TESTS_DIR,
@@ -169,8 +183,8 @@ static void check_sample_study(void) {
     st = run("'%s' score '%s' -o '%s' --class-text scan --domain medical --window abdomen --formats nrrd --quiet "
              "--threads 2 2>/dev/null", AACLIP_EXE, P("input.nrrd"), P("ref"));
     CHECK(st == 0, "aaclip score exited %d", st);
-    double dm = max_diff(P("anomaly.nrrd"), P("ref/volumes/input.nrrd/anomaly_map.nrrd"));
-    double dl = max_diff(P("labels.nrrd"), P("ref/volumes/input.nrrd/label_map.nrrd"));
+    double dm = max_diff(P("anomaly.nrrd"), result_file(P("ref"), "anomaly_map.nrrd"));
+    double dl = max_diff(P("labels.nrrd"), result_file(P("ref"), "label_map.nrrd"));
     printf("  anomaly map vs aaclip score: max |diff| %g; label map: %g\n", dm, dl);
     CHECK(dm == 0 && dl == 0, "the module's maps differ from aaclip score's (%g, %g)", dm, dl);
     json_t *sum = json_load_file(P("ref/summary.json"), 0, NULL);
@@ -222,7 +236,7 @@ static void check_oblique_and_errors(void) {
     aac_volume_free(in), aac_volume_free(lab);
     st = run("'%s' score '%s' -o '%s' --model '%s' --threshold 0.5 --all-slices --window 40/400 --formats nrrd --quiet "
              "2>/dev/null", AACLIP_EXE, P("oblique.nrrd"), P("ob_ref"), model);
-    CHECK(st == 0 && max_diff(P("ob_map.nrrd"), P("ob_ref/volumes/oblique.nrrd/anomaly_map.nrrd")) == 0,
+    CHECK(st == 0 && max_diff(P("ob_map.nrrd"), result_file(P("ob_ref"), "anomaly_map.nrrd")) == 0,
           "oblique map differs from aaclip score's");
 
     st = run("'%s' --model '%s' '%s' '%s' '%s' > /dev/null 2> '%s'", AACLIP_SLICER_EXE, model, P("missing.nrrd"),
