@@ -60,6 +60,10 @@ class FrameGroups {
     OFVector<FGBase *> list_;
 };
 
+// An image reference: SOP class and instance, and the 1-based frame when frame > 0.
+OFCondition set_image_reference(ImageSOPInstanceReferenceMacro &ref, const char *sop_class, const char *sop_uid,
+                                int frame);
+
 // Referenced Series Sequence (Common Instance Reference) listing the scored source instances.
 aac_status referenced_series(const aac_results *r, IODCommonInstanceReferenceModule &m, aac_error *err);
 // Declares the private coding scheme in the Coding Scheme Identification Sequence.
