@@ -17,9 +17,9 @@ extern "C" int ts_is_jpeg2000(const char *uid) {
            !strcmp(uid, "1.2.840.10008.1.2.4.203");
 }
 
-extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
-    if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
-    dcm_init();
+namespace {
+
+aac_status read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
     DcmFileFormat ff;
     OFCondition c = ff.loadFile(f->path, EXS_Unknown, EGL_noChange, DCM_MaxReadLength, ERM_autoDetect);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
@@ -68,4 +68,17 @@ extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error
     if (samples_unpack(raw, n, f, planar, f->n_frames, out))
         return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
     return AAC_OK;
+}
+
+}  // namespace
+
+extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
+    if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
+    dcm_init();
+    // DCMTK 3.6.7's parser throws on some corrupt values (see dcm_header.cpp).
+    try {
+        return read_pixels(f, out, err);
+    } catch (const std::exception &e) {
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, e.what());
+    }
 }

@@ -110,6 +110,17 @@ aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
 aac_status itk_read_info(const char *path, aac_series_info *info, aac_error *err);
 
 /* ---- C side */
+/* Geometry a header may state (geometry.c): finite, within 1 km, orientation vectors of about
+ * unit length (0.9..1.1) and about orthogonal (|cos| < 0.1), spacing > 0. Anything else is
+ * treated as absent. */
+int geom_position_ok(const double p[3]);
+int geom_spacing_ok(double s);
+int geom_direction_ok(const double v[3]);
+int geom_orientation_ok(const double iop[6]);
+/* Bytes one volume may take while it is read (voxels, decoding buffers): AACLIP_MAX_VOLUME_MB
+ * (MiB) when set, else half the physical memory. Headers that promise more are refused before
+ * anything is allocated. */
+size_t vol_memory_budget(void);
 /* Raw little-endian samples (as decoded) -> stored values: shifted by HighBit, masked to
  * BitsStored, sign-extended when pixel_rep is 1; planar (RRR..GGG..BBB per frame) data is
  * interleaved. n = frames * rows * cols * spp. Returns -1 when out of memory. */
