@@ -61,11 +61,11 @@ static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_pha
             "\"slices\": %d, "
             "\"lesions\": %d, \"fov_mm\": %s, \"slice_mm\": %s, \"noise_hu\": %s, \"lesion_gap_mm\": %s},\n"
             "  \"coordinates\": \"LPS, mm (DICOM patient coordinates)\",\n"
-            "  \"series\": {\"folder\": \"dicom\", \"files\": %d, \"sop_class\": \"%s\", \"study_instance_uid\": \"%s\", "
+            "  \"series\": {\"folder\": \"dicom\", \"files\": %d, \"study_instance_uid\": \"%s\", "
             "\"series_instance_uid\": \"%s\", \"frame_of_reference_uid\": \"%s\"},\n"
             "  \"grid\": {\"dim\": [%d, %d, %d], \"spacing\": ",
             enhanced ? " --enhanced" : "", (unsigned long long)p->seed, p->size, p->slices, p->n_lesions, fov, sl, noise,
-            gap, enhanced ? 1 : v->dim[2], enhanced ? "Enhanced CT Image Storage" : "CT Image Storage", study, series, fr,
+            gap, enhanced ? 1 : v->dim[2], study, series, fr,
             v->dim[0], v->dim[1], v->dim[2]);
     vec(f, v->spacing, 3);
     fputs(", \"origin\": ", f);

@@ -17,6 +17,9 @@ printing what differs.
   affine A B [TOL]                 same voxel-to-LPS affine (NIfTI via nibabel, NRRD by its header)
   result-dir DIR SRCDIR            refs and seg-sources for seg_probability.dcm, seg_binary.dcm and
                                    pmap.dcm of a result folder, refs for its sr.dcm (one process)
+  attrs OBJ KEYWORD=VALUE...        top-level attributes of OBJ: KEYWORD=VALUE equal, KEYWORD= present
+                                   and empty, KEYWORD=+ present with a value (a sequence: items),
+                                   KEYWORD=! absent
   same-pixels A B                  two DICOM objects hold equal pixel arrays (same shape and values)
   refs OBJ SRCDIR [SEG...]         every reference of a SEG, Parametric Map or SR resolves, as a
                                    reader that loads it with its sources needs: per-frame source
@@ -101,7 +104,7 @@ def cmd_seg_sources(seg_path, src_dir):
             fail("frame %d: position %s, source %s" % (i + 1, list(fpos), list(pos)))
         if max(abs(float(a) - float(b)) for a, b in zip(fori, ori)) > 1e-6:
             fail("frame %d: orientation %s, source %s" % (i + 1, list(fori), list(ori)))
-        if seg.FrameOfReferenceUID != ds.get("FrameOfReferenceUID", seg.FrameOfReferenceUID):
+        if ds.get("FrameOfReferenceUID") and seg.FrameOfReferenceUID != ds.FrameOfReferenceUID:  # none: derived
             fail("frame of reference %s, source %s" % (seg.FrameOfReferenceUID, ds.FrameOfReferenceUID))
         n += 1
     if n != int(seg.NumberOfFrames):
@@ -209,7 +212,8 @@ def cmd_refs(obj_path, src_dir, *segs):
             if uid not in evidence:
                 fail("SR references %s but its evidence does not list it" % uid)
             ds = sources.get(uid) or kinds.get(uid)
-            want = (ds.StudyInstanceUID, ds.SeriesInstanceUID, ds.SOPClassUID)
+            # A source without a study UID is cited in the study the objects were given.
+            want = (ds.get("StudyInstanceUID", obj.StudyInstanceUID), ds.SeriesInstanceUID, ds.SOPClassUID)
             if evidence[uid] != want:
                 fail("SR evidence lists %s as %s, the instance is %s" % (uid, evidence[uid], want))
     if n_refs == 0:
@@ -222,6 +226,29 @@ def cmd_result_dir(d, src_dir):
         cmd_refs(os.path.join(d, name), src_dir)
         cmd_seg_sources(os.path.join(d, name), src_dir)
     cmd_refs(os.path.join(d, "sr.dcm"), src_dir, os.path.join(d, "seg_binary.dcm"))
+
+
+def cmd_attrs(path, *specs):
+    import pydicom
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    for spec in specs:
+        key, want = spec.split("=", 1)
+        present = key in ds
+        value = ds[key].value if present else None
+        text = "" if value is None else ("\\".join(str(x) for x in value)
+                                         if isinstance(value, pydicom.multival.MultiValue) else str(value))
+        if isinstance(value, pydicom.sequence.Sequence):
+            text = "%d items" % len(value) if len(value) else ""
+        if want == "!":
+            ok = not present
+        elif want == "+":
+            ok = present and text != ""
+        else:
+            ok = present and text == want
+        if not ok:
+            fail("%s: %s is %s, expected %s" % (os.path.basename(path), key,
+                                                "absent" if not present else repr(text), want))
+    print("attrs: %s: %d checks" % (os.path.basename(path), len(specs)))
 
 
 def cmd_same_pixels(a, b):
@@ -423,5 +450,6 @@ def cmd_affine(a, b, tol="1e-4"):
 if __name__ == "__main__":
     cmds = {"read": lambda *a: cmd_read(a), "seg-sources": cmd_seg_sources, "pmap": cmd_pmap,
             "sr-regions": cmd_sr_regions, "affine": cmd_affine, "refs": cmd_refs,
-            "same-pixels": cmd_same_pixels, "result-dir": cmd_result_dir}
+            "same-pixels": cmd_same_pixels, "result-dir": cmd_result_dir,
+            "attrs": cmd_attrs}
     cmds[sys.argv[1]](*sys.argv[2:])
