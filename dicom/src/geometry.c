@@ -1,5 +1,5 @@
 /* geometry.c - what a header's geometry must be before it is used: finite, not absurd (beyond
- * a kilometre), orientation vectors of about unit length and about orthogonal. A value that
+ * a kilometre; spacings from a nanometre), orientation vectors of about unit length and about orthogonal. A value that
  * fails is treated as absent (the series then says so), never carried into sorting, spacing
  * or the volume's affine, where one huge or degenerate number makes every position infinite. */
 #include <math.h>
@@ -14,7 +14,7 @@ int geom_position_ok(const double p[3]) {
     return 1;
 }
 
-int geom_spacing_ok(double s) { return isfinite(s) && s > 0 && s <= MAX_MM; }
+int geom_spacing_ok(double s) { return isfinite(s) && s >= 1e-6 && s <= MAX_MM; /* 1 nm .. 1 km */ }
 
 int geom_direction_ok(const double v[3]) {
     if (!isfinite(v[0]) || !isfinite(v[1]) || !isfinite(v[2])) return 0;

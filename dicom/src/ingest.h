@@ -129,7 +129,7 @@ aac_status itk_read_info(const char *path, aac_series_info *info, aac_error *err
 
 /* ---- C side */
 /* Geometry a header may state (geometry.c): finite, within 1 km, orientation vectors of about
- * unit length (0.9..1.1) and about orthogonal (|cos| < 0.1), spacing > 0. Anything else is
+ * unit length (0.9..1.1) and about orthogonal (|cos| < 0.1), spacing 1 nm..1 km. Anything else is
  * treated as absent. */
 int geom_position_ok(const double p[3]);
 int geom_spacing_ok(double s);

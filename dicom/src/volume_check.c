@@ -21,7 +21,8 @@
 #include "ingest.h"
 
 enum { MAX_HEADER = 1 << 16 /* text headers: a real one is a few hundred bytes */ };
-static const double MAX_MM = 1e6; /* as geometry.c: 1 km */
+static const double MAX_MM = 1e6;  /* as geometry.c: 1 km */
+static const double MIN_MM = 1e-6; /* a voxel smaller than a nanometre is a corrupt value */
 
 static int ends_with(const char *s, const char *suffix) {
     size_t n = strlen(s), m = strlen(suffix);
@@ -124,6 +125,22 @@ static int degenerate(const double m[9]) {
     return !(norm > 0) || !(fabs(det) > 1e-6 * norm);
 }
 
+/* Columns of m (a 3 x 3 matrix, columns are the axes) at right angles to each other within
+ * rounding: ITK takes the normalised columns as the direction cosines without checking. */
+static int orthogonal(const double m[9]) {
+    for (int a = 0; a < 3; a++)
+        for (int b = a + 1; b < 3; b++) {
+            double dot = 0, na = 0, nb = 0;
+            for (int r = 0; r < 3; r++) {
+                dot += m[r * 3 + a] * m[r * 3 + b];
+                na += m[r * 3 + a] * m[r * 3 + a];
+                nb += m[r * 3 + b] * m[r * 3 + b];
+            }
+            if (fabs(dot) > 1e-3 * sqrt(na * nb)) return 0;
+        }
+    return 1;
+}
+
 /* ---------------------------------------------------------------- NIfTI-1 */
 
 static uint32_t rd32(const unsigned char *p, int swap) {
@@ -187,7 +204,8 @@ static aac_status check_nifti(const char *path, aac_error *err) {
         if (i < 8 && !geom_ok(pix[i]))
             return aac_fail(err, AAC_ERR_FORMAT, "%s: pixdim[%d] = %g is not a finite size up to 1 km", path, i, pix[i]);
     for (int i = 1; i <= 3 && i <= ndim; i++)
-        if (pix[i] == 0) return aac_fail(err, AAC_ERR_FORMAT, "%s: pixdim[%d] = 0: voxels without size", path, i);
+        if (!(fabs(pix[i]) >= MIN_MM))
+            return aac_fail(err, AAC_ERR_FORMAT, "%s: pixdim[%d] = %g: voxels without size", path, i, pix[i]);
     if (rd16(h + 252, swap) > 0) { /* qform */
         double q[6];
         for (int i = 0; i < 6; i++) q[i] = rdf(h + 256 + 4 * i, swap);
@@ -411,8 +429,8 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
             double sp[16];
             const int k = parse_doubles(val, sp, 16);
             for (int i = 0; i < k && i < 16 && st == AAC_OK; i++)
-                if (!geom_ok(sp[i]) || sp[i] == 0)
-                    st = aac_fail(err, AAC_ERR_FORMAT, "%s: spacing %g is not a finite, non-zero size up to 1 km", path, sp[i]);
+                if (!geom_ok(sp[i]) || fabs(sp[i]) < MIN_MM)
+                    st = aac_fail(err, AAC_ERR_FORMAT, "%s: spacing %g is not a finite size from 1 nm to 1 km", path, sp[i]);
             if (k < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: spacings \"%s\"", path, val);
         }
     }
@@ -444,6 +462,8 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
             if (k < 2 || k > 3) st = aac_fail(err, AAC_ERR_FORMAT, "%s: space direction (%s)", path, p + 1);
             for (int i = 0; i < k && i < 3 && st == AAC_OK; i++)
                 if (!geom_ok(v[i])) st = aac_fail(err, AAC_ERR_FORMAT, "%s: space direction value %g is not finite or beyond 1 km", path, v[i]);
+            if (st == AAC_OK && sqrt(v[0] * v[0] + v[1] * v[1] + (k > 2 ? v[2] * v[2] : 0)) < MIN_MM)
+                st = aac_fail(err, AAC_ERR_FORMAT, "%s: space direction (%s) is shorter than 1 nm", path, p + 1);
             if (st == AAC_OK && spatial < 3)
                 for (int i = 0; i < 3; i++) m[i * 3 + spatial] = i < k ? v[i] : 0;
             spatial++, axis++;
@@ -453,6 +473,8 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
             st = aac_fail(err, AAC_ERR_FORMAT, "%s: %d space directions for dimension %d", path, axis, dimension);
         if (st == AAC_OK && spatial == 3 && degenerate(m))
             st = aac_fail(err, AAC_ERR_FORMAT, "%s: the space directions are degenerate (no volume)", path);
+        if (st == AAC_OK && spatial == 3 && !orthogonal(m))
+            st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: the space directions are not orthogonal (a sheared grid)", path);
     }
     if (st == AAC_OK) st = check_budget(path, sizes, dimension, bytes, err);
     if (st == AAC_OK && !text_data) {
@@ -540,9 +562,9 @@ static aac_status check_meta(const char *path, aac_error *err) {
             const int size = !strncasecmp(key, "Element", 7);
             if (k < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s = %s is not a list of numbers", path, key, val);
             for (int i = 0; i < k && i < 16 && st == AAC_OK; i++)
-                if (!geom_ok(v[i]) || (size && v[i] <= 0))
+                if (!geom_ok(v[i]) || (size && v[i] < MIN_MM))
                     st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s value %g is not %s", path, key, v[i],
-                                  size ? "a finite size above 0 and up to 1 km" : "finite and within 1 km");
+                                  size ? "a finite size from 1 nm to 1 km" : "finite and within 1 km");
         } else if (!strcasecmp(key, "TransformMatrix") || !strcasecmp(key, "Rotation") || !strcasecmp(key, "Orientation")) {
             double v[16];
             const int k = parse_doubles(val, v, 16);
@@ -552,6 +574,12 @@ static aac_status check_meta(const char *path, aac_error *err) {
             if (st == AAC_OK && k == 9) {
                 const double m[9] = {v[0], v[3], v[6], v[1], v[4], v[7], v[2], v[5], v[8]};
                 if (degenerate(m)) st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s is degenerate (no volume)", path, key);
+                for (int c = 0; c < 3 && st == AAC_OK; c++)
+                    if (fabs(sqrt(m[c] * m[c] + m[3 + c] * m[3 + c] + m[6 + c] * m[6 + c]) - 1) > 1e-3)
+                        st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s column %d is not a unit vector (direction cosines)",
+                                      path, key, c + 1);
+                if (st == AAC_OK && !orthogonal(m))
+                    st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s is not orthogonal (direction cosines)", path, key);
             }
         } else if (!strcasecmp(key, "ElementDataFile")) {
             if (!strcmp(val, "LOCAL")) data_file[0] = '\0';
