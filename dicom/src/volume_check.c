@@ -513,16 +513,25 @@ static int met_bytes(const char *type) {
     return 0;
 }
 
-static int is_true(const char *v) { return !strcasecmp(v, "True") || !strcasecmp(v, "1"); }
+/* MetaIO's reading of a boolean: true when the value starts with T, t or 1. */
+static int is_true(const char *v) { return v[0] == 'T' || v[0] == 't' || v[0] == '1'; }
+
+static int identifier(const char *k) {
+    if (!*k) return 0;
+    for (; *k; k++)
+        if (!isalnum((unsigned char)*k) && *k != '_') return 0;
+    return 1;
+}
 
 static aac_status check_meta(const char *path, aac_error *err) {
     text_header t = {0};
     aac_status st = read_text(path, &t, err);
     if (st != AAC_OK) return st;
-    int ndims = 0, bytes = 0, n_sizes = -2, compressed = 0, binary = 1, ended = 0;
+    /* MetaIO reads BinaryData as false when it is missing: ASCII voxels. */
+    int ndims = 0, bytes = 0, n_sizes = -2, compressed = 0, binary = 0, ended = 0, line_no = 0;
     long long header_size = 0;
     int64_t sizes[16];
-    char data_file[1024] = "";
+    char data_file[1024] = "", seen[2048] = "|";
     size_t pos = 0, data_start = t.len;
     while (pos < t.len && st == AAC_OK && !ended) {
         char *line = t.text + pos;
@@ -530,45 +539,66 @@ static aac_status check_meta(const char *path, aac_error *err) {
         if (!nl) nl = t.text + t.len;
         *nl = '\0';
         pos = (size_t)(nl - t.text) + 1;
+        line_no++;
+        if (!*trim(line)) continue;
+        /* Only "Key = Value" lines, each key once: where our reading and MetaIO's could differ
+         * (odd keys, repeats, stray text) the header is refused rather than guessed. */
         char *eq = strchr(line, '=');
-        if (!eq) continue;
+        if (!eq) {
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: header line %d is not \"Key = Value\"", path, line_no);
+            break;
+        }
         *eq = '\0';
         char *key = trim(line), *val = trim(eq + 1);
-        if (!strcasecmp(key, "NDims")) {
+        char mark[80];
+        snprintf(mark, sizeof mark, "|%.64s|", key);
+        if (!identifier(key) || strstr(seen, mark)) {
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: header line %d: key \"%.64s\" is %s", path, line_no, key,
+                          identifier(key) ? "given twice" : "not a MetaImage key");
+            break;
+        }
+        if (strlen(seen) + strlen(mark) < sizeof seen) strcat(seen, mark + 1);
+        if (!strcmp(key, "NDims")) {
             char *end;
             errno = 0;
             const long v = strtol(val, &end, 10);
             if (errno || *end || v < 1 || v > 4)
                 st = aac_fail(err, AAC_ERR_FORMAT, "%s: NDims = %s (1 to 4 supported)", path, val);
             ndims = (int)v;
-        } else if (!strcasecmp(key, "DimSize")) {
+        } else if (!strcmp(key, "DimSize")) {
             n_sizes = parse_sizes(val, sizes, 16);
+            if (!ndims) st = aac_fail(err, AAC_ERR_FORMAT, "%s: DimSize before NDims", path);
             if (n_sizes < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: DimSize = %s (positive integers below 2^31)", path, val);
-        } else if (!strcasecmp(key, "ElementType")) {
+        } else if (!strcmp(key, "ElementType")) {
             if (!(bytes = met_bytes(val))) st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: ElementType %s is not a scalar type", path, val);
-        } else if (!strcasecmp(key, "ElementNumberOfChannels")) {
+        } else if (!strcmp(key, "ElementNumberOfChannels")) {
             if (strcmp(val, "1")) st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: %s channels per voxel (scalar images only)", path, val);
-        } else if (!strcasecmp(key, "CompressedData")) {
+        } else if (!strcmp(key, "CompressedData")) {
             compressed = is_true(val);
-        } else if (!strcasecmp(key, "BinaryData")) {
+        } else if (!strcmp(key, "BinaryData")) {
             binary = is_true(val);
-        } else if (!strcasecmp(key, "HeaderSize")) {
+        } else if (!strcmp(key, "HeaderSize")) {
             header_size = atoll(val);
             if (header_size < -1 || header_size > (1LL << 40)) st = aac_fail(err, AAC_ERR_FORMAT, "%s: HeaderSize = %s", path, val);
-        } else if (!strcasecmp(key, "ElementSpacing") || !strcasecmp(key, "ElementSize") || !strcasecmp(key, "Offset") ||
-                   !strcasecmp(key, "Position") || !strcasecmp(key, "Origin") || !strcasecmp(key, "CenterOfRotation")) {
+        } else if (!strcmp(key, "ElementSpacing") || !strcmp(key, "ElementSize") || !strcmp(key, "Offset") ||
+                   !strcmp(key, "Position") || !strcmp(key, "Origin") || !strcmp(key, "CenterOfRotation")) {
+            /* MetaIO reads NDims numbers, across lines when the line has fewer: exactly NDims. */
             double v[16];
             const int k = parse_doubles(val, v, 16);
-            const int size = !strncasecmp(key, "Element", 7);
+            const int size = !strncmp(key, "Element", 7);
             if (k < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s = %s is not a list of numbers", path, key, val);
+            else if (!ndims || k != ndims)
+                st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s has %d values, NDims is %d", path, key, k, ndims);
             for (int i = 0; i < k && i < 16 && st == AAC_OK; i++)
                 if (!geom_ok(v[i]) || (size && v[i] < MIN_MM))
                     st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s value %g is not %s", path, key, v[i],
                                   size ? "a finite size from 1 nm to 1 km" : "finite and within 1 km");
-        } else if (!strcasecmp(key, "TransformMatrix") || !strcasecmp(key, "Rotation") || !strcasecmp(key, "Orientation")) {
+        } else if (!strcmp(key, "TransformMatrix") || !strcmp(key, "Rotation") || !strcmp(key, "Orientation")) {
             double v[16];
             const int k = parse_doubles(val, v, 16);
             if (k < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s = %s is not a list of numbers", path, key, val);
+            else if (!ndims || k != ndims * ndims)
+                st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s has %d values, NDims is %d", path, key, k, ndims);
             for (int i = 0; i < k && i < 16 && st == AAC_OK; i++)
                 if (!geom_ok(v[i])) st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s value %g is not finite or beyond 1 km", path, key, v[i]);
             if (st == AAC_OK && k == 9) {
@@ -581,7 +611,7 @@ static aac_status check_meta(const char *path, aac_error *err) {
                 if (st == AAC_OK && !orthogonal(m))
                     st = aac_fail(err, AAC_ERR_FORMAT, "%s: %s is not orthogonal (direction cosines)", path, key);
             }
-        } else if (!strcasecmp(key, "ElementDataFile")) {
+        } else if (!strcmp(key, "ElementDataFile")) {
             if (!strcmp(val, "LOCAL")) data_file[0] = '\0';
             else if (!strncmp(val, "LIST", 4) || strchr(val, '%') || !val[0])
                 st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: data in several files (%s) is not supported", path, val);
@@ -596,7 +626,11 @@ static aac_status check_meta(const char *path, aac_error *err) {
     if (st == AAC_OK && n_sizes != ndims)
         st = aac_fail(err, AAC_ERR_FORMAT, "%s: %d DimSize values for NDims = %d", path, n_sizes, ndims);
     if (st == AAC_OK) st = check_budget(path, sizes, ndims, bytes, err);
-    if (st == AAC_OK && binary) {
+    /* ITK 5.2's MetaIO writes past its buffer reading ASCII voxels (found by fuzz_metaimage). */
+    if (st == AAC_OK && !binary)
+        st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: ASCII voxel data (BinaryData missing or not True) is not supported",
+                      path);
+    if (st == AAC_OK) {
         char data[2048];
         if (data_file[0]) data_path_of(path, data_file, data, sizeof data);
         else snprintf(data, sizeof data, "%s", path);
