@@ -10,6 +10,7 @@
 static void sample_help(void) {
     aac_ct_phantom_params d = aac_ct_phantom_default_params();
     printf("usage: aaclip make-sample-study -o DIR [--seed N] [--size N] [--slices N] [--lesions N] [--gap MM]\n"
+           "                                [--enhanced]\n"
            "\n"
            "Writes a synthetic abdominal CT (not patient data) as a real DICOM CT series, with\n"
            "lesions planted in the liver and their ground truth:\n"
@@ -23,7 +24,9 @@ static void sample_help(void) {
            "  --size N           rows = columns, 32..2048 (default %d); field of view %g mm\n"
            "  --slices N         slices of %g mm, 1..2000 (default %d)\n"
            "  --lesions N        lesions, 0..%d (default %d)\n"
-           "  --gap MM           least distance between lesions, 0..100 mm (default %g)\n",
+           "  --gap MM           least distance between lesions, 0..100 mm (default %g)\n"
+           "  --enhanced         one Enhanced CT multi-frame object, DIR/dicom/enhanced_ct.dcm, instead\n"
+           "                     of one file per slice (same phantom, its own UIDs)\n",
            (unsigned long long)d.seed, d.size, d.fov_mm, d.slice_mm, d.slices, AAC_CT_PHANTOM_MAX_LESIONS,
            d.n_lesions, d.lesion_gap_mm);
 }
@@ -31,11 +34,16 @@ static void sample_help(void) {
 int cmd_make_sample_study(int argc, char **argv) {
     aac_ct_phantom_params p = aac_ct_phantom_default_params();
     const char *out = NULL;
+    int enhanced = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
             sample_help();
             return 0;
+        }
+        if (!strcmp(a, "--enhanced")) {
+            enhanced = 1;
+            continue;
         }
         int n = 0;
         if (!v) {
@@ -66,12 +74,12 @@ int cmd_make_sample_study(int argc, char **argv) {
         return 2;
     }
     aac_error err = {0};
-    if (aac_write_sample_study(&p, out, &err) != AAC_OK) {
+    if ((enhanced ? aac_write_sample_study_enhanced : aac_write_sample_study)(&p, out, &err) != AAC_OK) {
         fprintf(stderr, "aaclip make-sample-study: %s\n", err.message);
         return 1;
     }
-    printf("wrote a synthetic CT study (%d x %d x %d, %d lesions, seed %llu) to %s/: dicom/, lesions.json, "
+    printf("wrote a synthetic CT study (%d x %d x %d, %d lesions, seed %llu%s) to %s/: dicom/, lesions.json, "
            "lesion_mask.nii.gz\n",
-           p.size, p.size, p.slices, p.n_lesions, (unsigned long long)p.seed, out);
+           p.size, p.size, p.slices, p.n_lesions, (unsigned long long)p.seed, enhanced ? ", enhanced CT" : "", out);
     return 0;
 }

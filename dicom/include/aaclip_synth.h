@@ -92,6 +92,14 @@ void aac_synth_uid(uint64_t seed, const char *role, int index, char out[AAC_UID_
  * beyond the series (left from a longer one: it would join this series). p NULL: defaults. */
 aac_status aac_write_ct_series(const aac_volume *v, const aac_ct_params *p, const char *dir, aac_error *err);
 
+/* Writes v (3-D, t = 1) as one Enhanced CT Image Storage object (PS3.3 A.38) at path: slice z
+ * is frame z + 1; shared functional groups hold pixel measures, orientation, the HU rescale,
+ * anatomy, frame type and window, per-frame groups the position and a stack dimension (Stack
+ * ID 1, In-Stack Position z + 1). Values, UIDs (study, series and frame of reference as
+ * aac_write_ct_series with the same seed; the instance "enhanced-instance") and the File Meta
+ * are deterministic. Same conditions on v as aac_write_ct_series; written atomically. */
+aac_status aac_write_enhanced_ct(const aac_volume *v, const aac_ct_params *p, const char *path, aac_error *err);
+
 /* ---------------------------------------------------------------- sample study */
 /* The sample study of testdata/: phantom p, series in dir/dicom/ (UIDs seeded from every
  * phantom parameter, so different phantoms never share UIDs), dir/lesions.json (lesions in
@@ -99,6 +107,10 @@ aac_status aac_write_ct_series(const aac_volume *v, const aac_ct_params *p, cons
  * sit in their own folder so that scanning dir/dicom finds exactly one series (a scan of dir
  * would also pick up the mask as a volume). p NULL: defaults. */
 aac_status aac_write_sample_study(const aac_ct_phantom_params *p, const char *dir, aac_error *err);
+/* The same study as one Enhanced CT multi-frame object, dir/dicom/enhanced_ct.dcm
+ * (aac_write_enhanced_ct), with its own UIDs (the seed also says "enhanced"); lesions.json and
+ * lesion_mask.nii.gz as above. A test source for what scanners now write. */
+aac_status aac_write_sample_study_enhanced(const aac_ct_phantom_params *p, const char *dir, aac_error *err);
 
 #ifdef __cplusplus
 }

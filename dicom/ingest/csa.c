@@ -61,7 +61,9 @@ void csa_parse_slice(const uint8_t *d, size_t len, int *n_mosaic, int *has_norma
         int nv = 0;
         for (int i = 0; i < n_items; i++) {
             int32_t x0, x1;
-            if (rd_i32(d, len, off, &x0) || rd_i32(d, len, off + 4, &x1)) return;
+            /* four int32 per item, then the value: all 16 bytes must be there before off moves
+             * past them, or len - off below wraps around */
+            if (off > len || len - off < 16 || rd_i32(d, len, off, &x0) || rd_i32(d, len, off + 4, &x1)) return;
             off += 16;
             int64_t item_len = type == 2 ? x1 : (int64_t)x0 - tag0_items;
             if (item_len < 0 || (uint64_t)item_len > len - off) return;
@@ -71,7 +73,7 @@ void csa_parse_slice(const uint8_t *d, size_t len, int *n_mosaic, int *has_norma
         }
         if (!strcmp(name, "NumberOfImagesInMosaic") && nv >= 1 && vals[0] >= 1 && vals[0] < 4096)
             *n_mosaic = (int)vals[0];
-        else if (!strcmp(name, "SliceNormalVector") && nv == 3) {
+        else if (!strcmp(name, "SliceNormalVector") && nv == 3 && geom_direction_ok(vals)) {
             memcpy(normal, vals, sizeof vals);
             *has_normal = 1;
         } else if (!strcmp(name, "ProtocolSliceNumber") && nv >= 1 && vals[0] >= 0 && vals[0] < 65536)

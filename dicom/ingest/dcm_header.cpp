@@ -44,15 +44,43 @@ double get_f64(DcmItem *it, const DcmTagKey &tag, double dflt, unsigned long pos
     return dflt;
 }
 
-// n values of a multi-valued numeric attribute; 1 when all are present and finite.
+// n (<= 6) values of a multi-valued numeric attribute; 1 when all are present and finite. out
+// is left as it was otherwise (a per-frame value that fails keeps the shared one).
 int get_f64n(DcmItem *it, const DcmTagKey &tag, double *out, int n) {
     if (!it) return 0;
-    for (int i = 0; i < n; i++) {
-        Float64 v;
-        if (it->findAndGetFloat64(tag, v, (unsigned long)i).bad() || !std::isfinite(v)) return 0;
-        out[i] = v;
-    }
+    double v[6];
+    for (int i = 0; i < n; i++)
+        if (it->findAndGetFloat64(tag, v[i], (unsigned long)i).bad() || !std::isfinite(v[i])) return 0;
+    memcpy(out, v, (size_t)n * sizeof *v);
     return 1;
+}
+
+// Position, orientation and pixel spacing, each only when plausible (geometry.c).
+int get_position(DcmItem *it, double out[3]) {
+    double p[3];
+    if (!get_f64n(it, DCM_ImagePositionPatient, p, 3) || !geom_position_ok(p)) return 0;
+    memcpy(out, p, sizeof p);
+    return 1;
+}
+
+int get_orientation(DcmItem *it, double out[6]) {
+    double o[6];
+    if (!get_f64n(it, DCM_ImageOrientationPatient, o, 6) || !geom_orientation_ok(o)) return 0;
+    memcpy(out, o, sizeof o);
+    return 1;
+}
+
+int get_spacing(DcmItem *it, const DcmTagKey &tag, double out[2]) {
+    double s[2];
+    if (!get_f64n(it, tag, s, 2) || !geom_spacing_ok(s[0]) || !geom_spacing_ok(s[1])) return 0;
+    memcpy(out, s, sizeof s);
+    return 1;
+}
+
+// A thickness or spacing between slices: the value when plausible, else dflt.
+double get_length(DcmItem *it, const DcmTagKey &tag, double dflt) {
+    const double v = get_f64(it, tag, dflt);
+    return geom_spacing_ok(v) ? v : dflt;
 }
 
 DcmItem *first_item(DcmItem *it, const DcmTagKey &seq) {
@@ -181,12 +209,12 @@ void philips_scale(DcmItem *it, bool philips, DcmItem *rwv, dcm_frame *fr) {
 void functional_groups(DcmItem *g, dcm_frame *fr, bool philips) {
     if (!g) return;
     if (DcmItem *pp = first_item(g, DCM_PlanePositionSequence))
-        if (get_f64n(pp, DCM_ImagePositionPatient, fr->ipp, 3)) fr->has_ipp = 1;
+        if (get_position(pp, fr->ipp)) fr->has_ipp = 1;
     if (DcmItem *po = first_item(g, DCM_PlaneOrientationSequence))
-        if (get_f64n(po, DCM_ImageOrientationPatient, fr->iop, 6)) fr->has_iop = 1;
+        if (get_orientation(po, fr->iop)) fr->has_iop = 1;
     if (DcmItem *pm = first_item(g, DCM_PixelMeasuresSequence)) {
-        if (get_f64n(pm, DCM_PixelSpacing, fr->ps, 2)) fr->has_ps = 1;
-        fr->thickness = get_f64(pm, DCM_SliceThickness, fr->thickness);
+        if (get_spacing(pm, DCM_PixelSpacing, fr->ps)) fr->has_ps = 1;
+        fr->thickness = get_length(pm, DCM_SliceThickness, fr->thickness);
     }
     if (DcmItem *pv = first_item(g, DCM_PixelValueTransformationSequence)) {
         fr->slope = get_f64(pv, DCM_RescaleSlope, fr->slope);
@@ -334,7 +362,9 @@ void siemens_csa(DcmDataset *ds, dcm_file *f) {
 
 }  // namespace
 
-extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *err) {
+namespace {
+
+aac_status read_header(aac_scan *s, const char *path, aac_error *err) {
     DcmFileFormat ff;
     bool gz = false;
     OFCondition c = dcm_load_file(ff, path, kMaxReadLength, &gz);
@@ -401,8 +431,8 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
     f.high_bit = get_int(ds, DCM_HighBit, f.bits_stored - 1);
     f.pixel_rep = get_int(ds, DCM_PixelRepresentation, 0);
     f.n_frames = get_int(ds, DCM_NumberOfFrames, 1);
-    f.slice_thickness = get_f64(ds, DCM_SliceThickness, 0);
-    f.slice_spacing = get_f64(ds, DCM_SpacingBetweenSlices, 0);
+    f.slice_thickness = get_length(ds, DCM_SliceThickness, 0);
+    f.slice_spacing = get_length(ds, DCM_SpacingBetweenSlices, 0);
     if (f.n_frames < 1) f.n_frames = 1;
     // dcm2niix stores 3-D (non-EPI) acquisitions in the orthogonal orientation nearest to its
     // space; these say whether a series is one (series.c, aac_series_info.nifti_axes).
@@ -477,10 +507,10 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
     base.cols = f.cols;
     base.slope = 1.0;
     base.intercept = 0.0;
-    base.has_ipp = get_f64n(ds, DCM_ImagePositionPatient, base.ipp, 3);
-    base.has_iop = get_f64n(ds, DCM_ImageOrientationPatient, base.iop, 6);
-    base.has_ps = get_f64n(ds, DCM_PixelSpacing, base.ps, 2);
-    if (!base.has_ps) base.has_ps = get_f64n(ds, DCM_ImagerPixelSpacing, base.ps, 2);
+    base.has_ipp = get_position(ds, base.ipp);
+    base.has_iop = get_orientation(ds, base.iop);
+    base.has_ps = get_spacing(ds, DCM_PixelSpacing, base.ps);
+    if (!base.has_ps) base.has_ps = get_spacing(ds, DCM_ImagerPixelSpacing, base.ps);
     base.slope = get_f64(ds, DCM_RescaleSlope, 1.0);
     base.intercept = get_f64(ds, DCM_RescaleIntercept, 0.0);
     base.temporal = f.temporal_position;
@@ -543,4 +573,18 @@ extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *
                         path, f.mosaic_images, f.cols, f.rows);
     }
     return AAC_OK;
+}
+
+}  // namespace
+
+extern "C" aac_status dcm_read_header(aac_scan *s, const char *path, aac_error *err) {
+    dcm_init();
+    // DCMTK 3.6.7 throws from its parser on some corrupt values (DcmByteString::verify erasing
+    // past the end of an over-long multi-valued string): a corrupt file, not a crash.
+    try {
+        return read_header(s, path, err);
+    } catch (const std::exception &e) {
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: DICOM file cannot be parsed, truncated or corrupt (%s)", path,
+                        e.what());
+    }
 }

@@ -18,9 +18,9 @@ extern "C" int ts_is_jpeg2000(const char *uid) {
            !strcmp(uid, "1.2.840.10008.1.2.4.203");
 }
 
-extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err) {
-    if (y_grey) *y_grey = 0;
-    if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
+namespace {
+
+aac_status read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err) {
     DcmFileFormat ff;
     OFCondition c = dcm_load_file(ff, f->path, DCM_MaxReadLength, nullptr);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
@@ -76,4 +76,18 @@ extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_gr
     if (samples_unpack(raw, n, f, planar, f->n_frames, out))
         return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
     return AAC_OK;
+}
+
+}  // namespace
+
+extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err) {
+    if (y_grey) *y_grey = 0;
+    if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
+    dcm_init();
+    // DCMTK 3.6.7's parser throws on some corrupt values (see dcm_header.cpp).
+    try {
+        return read_pixels(f, out, y_grey, err);
+    } catch (const std::exception &e) {
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, e.what());
+    }
 }

@@ -41,10 +41,7 @@ bool collect_seq(DcmSequenceOfItems *seq, strlist *ids) {
     return true;
 }
 
-}  // namespace
-
-extern "C" aac_status dcm_read_dicomdir(const char *path, strlist *ids, aac_error *err) {
-    dcm_init();
+aac_status read_dicomdir(const char *path, strlist *ids, aac_error *err) {
     // DcmDicomDir takes a file it cannot load for a new, empty DICOMDIR and says nothing:
     // parse it first to tell the user why it is not used.
     {
@@ -67,4 +64,16 @@ extern "C" aac_status dcm_read_dicomdir(const char *path, strlist *ids, aac_erro
         ok = collect_seq(flat, ids);
     if (!ok) return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory reading the DICOMDIR", path);
     return AAC_OK;
+}
+
+}  // namespace
+
+extern "C" aac_status dcm_read_dicomdir(const char *path, strlist *ids, aac_error *err) {
+    dcm_init();
+    // DCMTK 3.6.7's parser throws on some corrupt record values (see dcm_header.cpp).
+    try {
+        return read_dicomdir(path, ids, err);
+    } catch (const std::exception &e) {
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: DICOMDIR cannot be parsed (%s)", path, e.what());
+    }
 }

@@ -114,6 +114,24 @@ aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_err
 /* JPEG 2000 through ITK's GDCM (free DCMTK has no JPEG 2000 decoder). Same contract. */
 aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
 
+/* JPEG 2000 image header (j2k.c): of a codestream (SOC, SIZ) or a JP2 file's jp2c box. */
+typedef struct j2k_info {
+    uint32_t width, height;   /* Xsiz - XOsiz, Ysiz - YOsiz */
+    int components;           /* Csiz */
+    int max_depth;            /* largest component precision in bits */
+    int is_signed;            /* some component signed */
+    int subsampled;           /* some component with XRsiz or YRsiz > 1 */
+} j2k_info;
+/* 0: *out filled; -1: p does not start a codestream or JP2 file; -2: it does, but its header
+ * is malformed or does not fit in n bytes. */
+int j2k_read_info(const uint8_t *p, size_t n, j2k_info *out);
+
+/* ---- volume files */
+/* NIfTI-1 / NRRD / MetaImage header checked before ITK reads the file (volume_check.c): sizes
+ * against the data the file holds and the memory budget, geometry finite and not degenerate,
+ * unsupported forms named. AAC_OK or a message naming the file and the problem. */
+aac_status vol_check_file(const char *path, aac_error *err);
+
 /* ---- ITK wrapper (itk_io.cpp) */
 /* Size and spacing of a volume file from its header, for aac_scan_series. */
 aac_status itk_read_info(const char *path, aac_series_info *info, aac_error *err);
@@ -130,6 +148,17 @@ size_t gz_peek(const char *path, unsigned char *buf, size_t cap);
 aac_status gz_read_all(const char *path, unsigned char **out, size_t *n, aac_error *err);
 
 /* ---- C side */
+/* Geometry a header may state (geometry.c): finite, within 1 km, orientation vectors of about
+ * unit length (0.9..1.1) and about orthogonal (|cos| < 0.1), spacing 1 nm..1 km. Anything else is
+ * treated as absent. */
+int geom_position_ok(const double p[3]);
+int geom_spacing_ok(double s);
+int geom_direction_ok(const double v[3]);
+int geom_orientation_ok(const double iop[6]);
+/* Bytes one volume may take while it is read (voxels, decoding buffers): AACLIP_MAX_VOLUME_MB
+ * (MiB) when set, else half the physical memory. Headers that promise more are refused before
+ * anything is allocated. */
+size_t vol_memory_budget(void);
 /* Raw little-endian samples (as decoded) -> stored values: shifted by HighBit, masked to
  * BitsStored, sign-extended when pixel_rep is 1; planar (RRR..GGG..BBB per frame) data is
  * interleaved; native YBR_FULL_422 (f->ybr == 2: Y1 Y2 Cb Cr) is expanded to Y Cb Cr per pixel.

@@ -113,6 +113,8 @@ void write_typed(const aac_volume *v, const order &o, itk::ImageIOBase *io, cons
 extern "C" aac_status itk_read_info(const char *path, aac_series_info *info, aac_error *err) {
     auto io = io_for(path);
     if (!io) return aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: not a volume file", path);
+    aac_status st = vol_check_file(path, err);  // before ITK trusts the header
+    if (st != AAC_OK) return st;
     try {
         if (!io->CanReadFile(path)) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot be read as %s", path, io->GetNameOfClass());
         io->SetFileName(path);
@@ -139,6 +141,8 @@ extern "C" aac_status aac_volume_read(const char *path, aac_volume **out, aac_er
     *out = nullptr;
     auto io = io_for(path);
     if (!io) return aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: not a .nii, .nii.gz, .nrrd, .nhdr, .mha or .mhd file", path);
+    aac_status st = vol_check_file(path, err);  // before ITK trusts the header
+    if (st != AAC_OK) return st;
     aac_volume *v = nullptr;
     try {
         if (!io->CanReadFile(path)) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot be read as %s", path, io->GetNameOfClass());

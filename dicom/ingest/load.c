@@ -91,6 +91,20 @@ aac_status aac_scan_load(const aac_scan *s, int i, aac_volume **out, aac_error *
     const dcm_file *rf = &s->files[s->frames[ser->order[0]].file];
     if (plane && nslots > SIZE_MAX / sizeof(float) / plane)
         return aac_fail(err, AAC_ERR_NOMEM, "%s: series too large", rf->path);
+    /* Compressed pixel data can promise any size: refuse before allocating what the headers
+     * promise (the voxels, and the largest file's decoded values twice: raw and unpacked). */
+    double most = 0; /* in double: frames x rows x columns x bytes can pass 2^64 */
+    for (int k = 0; k < ser->n_frames; k++) {
+        const dcm_file *f = &s->files[s->frames[ser->frames[k]].file];
+        const double need = (double)f->n_frames * f->rows * f->cols * f->spp * (sizeof(int32_t) + f->bits_alloc / 8);
+        if (need > most) most = need;
+    }
+    const double budget = (double)vol_memory_budget(), want = (double)nslots * plane * sizeof(float) + most;
+    if (want > budget)
+        return aac_fail(err, AAC_ERR_NOMEM,
+                        "%s: a %d x %d x %d x %d series needs %.0f MiB to decode, more than the memory budget of "
+                        "%.0f MiB (half the physical memory; AACLIP_MAX_VOLUME_MB sets it)",
+                        rf->path, d[0], d[1], d[2], d[3], want / 1048576.0, budget / 1048576.0);
     aac_volume *v = calloc(1, sizeof *v);
     slot_ref *refs = malloc(nslots * sizeof *refs);
     strlist warn = {0};

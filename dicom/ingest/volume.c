@@ -1,8 +1,10 @@
 /* volume.c - aac_volume lifetime and small queries. */
 #define _POSIX_C_SOURCE 200809L
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "ingest.h"
 
@@ -39,4 +41,17 @@ int aac_is_volume_file(const char *path) {
     for (size_t i = 0; i < sizeof ext / sizeof ext[0]; i++)
         if (ends_with(path, ext[i])) return 1;
     return 0;
+}
+
+size_t vol_memory_budget(void) {
+    const char *env = getenv("AACLIP_MAX_VOLUME_MB");
+    if (env && *env) {
+        char *end;
+        unsigned long long mb = strtoull(env, &end, 10);
+        if (*end == '\0' && mb > 0 && mb < (unsigned long long)(SIZE_MAX >> 20)) return (size_t)mb << 20;
+    }
+    const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return (size_t)8 << 30; /* unknown: 8 GiB */
+    const unsigned long long phys = (unsigned long long)pages * (unsigned long long)page;
+    return phys / 2 > SIZE_MAX ? SIZE_MAX : (size_t)(phys / 2);
 }

@@ -32,6 +32,24 @@ aac_status load_header(const char *path, DcmFileFormat &ff, aac_error *err) {
     return AAC_OK;
 }
 
+// Referenced Frame Number is IS, but DCMTK 3.6.7's setReferencedFrameNumber() stores its values
+// with putUint16(), which an IS element refuses ("Illegal call"), and addReferencedFrameNumber()
+// takes 16 bits where IS holds any frame number. The macro reads the whole reference from an
+// item instead, with the frame number as text.
+OFCondition set_image_reference(ImageSOPInstanceReferenceMacro &ref, const char *sop_class, const char *sop_uid,
+                                int frame) {
+    DcmItem item;
+    OFCondition c = item.putAndInsertString(DCM_ReferencedSOPClassUID, sop_class);
+    if (c.good()) c = item.putAndInsertString(DCM_ReferencedSOPInstanceUID, sop_uid);
+    if (c.good() && frame > 0) {
+        char text[16];
+        snprintf(text, sizeof text, "%d", frame);
+        c = item.putAndInsertString(DCM_ReferencedFrameNumber, text);
+    }
+    if (c.good()) c = ref.read(item);
+    return c;
+}
+
 IODGeneralEquipmentModule::EquipmentInfo equipment() {
     return IODGeneralEquipmentModule::EquipmentInfo("aaclip", "AA-CLIP", "none", aac_version());
 }
@@ -95,13 +113,7 @@ aac_status FrameGroups::set(int z, Uint32 dim0, Uint32 dim1, int n_dims, aac_err
         SourceImageItem *src = new SourceImageItem();
         src->getPurposeOfReferenceCode().set("121322", "DCM", "Source image for image processing operation");
         ImageSOPInstanceReferenceMacro &ref = src->getImageSOPInstanceReference();
-        c = ref.setReferencedSOPClassUID(v->slice_sop_classes[s]);
-        if (c.good()) c = ref.setReferencedSOPInstanceUID(v->slice_uids[s]);
-        if (c.good() && v->slice_frames[s] > 0) {
-            OFVector<Uint16> frames;
-            frames.push_back((Uint16)v->slice_frames[s]);
-            c = ref.setReferencedFrameNumber(frames);
-        }
+        c = set_image_reference(ref, v->slice_sop_classes[s], v->slice_uids[s], v->slice_frames[s]);
         item->getSourceImageItems().push_back(src);
     }
     if (c.bad())

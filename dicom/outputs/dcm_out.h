@@ -60,10 +60,28 @@ class FrameGroups {
     OFVector<FGBase *> list_;
 };
 
+// An image reference: SOP class and instance, and the 1-based frame when frame > 0.
+OFCondition set_image_reference(ImageSOPInstanceReferenceMacro &ref, const char *sop_class, const char *sop_uid,
+                                int frame);
+
 // Referenced Series Sequence (Common Instance Reference) listing the scored source instances.
 aac_status referenced_series(const aac_results *r, IODCommonInstanceReferenceModule &m, aac_error *err);
 // Declares the private coding scheme in the Coding Scheme Identification Sequence.
 void declare_private_scheme(DcmItem &ds);
+// What an object takes from its source (dcm_clean.cpp): clean receives the source's Patient,
+// Patient Study and General Study attributes (and with frame_of_reference its Frame of
+// Reference), each only when valid for its VR and enumeration, Type 2 ones empty otherwise; the
+// Study (and Frame of Reference) UID derived from the source series when the source has none
+// valid; the conditions of the Patient module met (de-identification method, animal patients,
+// responsible person); the character set when it is a defined term (else only ASCII text).
+void clean_source(DcmItem &src, const aac_volume *v, bool frame_of_reference, DcmItem &clean);
+// Removes from ds (top level) every string attribute whose value fails its VR (DCMTK's check
+// and the calendar / name checks of clean_source): a source header made fit to be described.
+void drop_invalid(DcmItem &ds);
+// Puts every attribute of clean into out, replacing what out holds.
+void apply_clean(DcmItem &clean, DcmItem &out);
+// A valid CS value: 1 to 16 of A-Z, 0-9, space, underscore.
+bool valid_cs(const char *s);
 // Writes ff to a temporary file beside path, then renames it into place.
 aac_status save_atomic(DcmFileFormat &ff, const char *path, aac_error *err);
 

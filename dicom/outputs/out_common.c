@@ -101,6 +101,20 @@ aac_status out_check(const aac_results *r, int need_dicom, const char *what, aac
         if (v->dim[0] > 65535 || v->dim[1] > 65535)
             return aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: %d x %d slices do not fit DICOM rows/columns", what,
                             v->dim[0], v->dim[1]);
+        /* Objects that reference their source need what identifies it (a derived UID would name
+         * an instance or series that does not exist). */
+        if (!v->series_uid[0])
+            return aac_fail(err, AAC_ERR_UNSUPPORTED,
+                            "%s: %s has no Series Instance UID: objects referencing it cannot be written", what,
+                            v->source);
+        for (int z = 0; z < v->dim[2]; z++) {
+            const size_t s = out_slot(r, z);
+            if (!v->slice_uids[s][0] || !v->slice_sop_classes[s][0])
+                return aac_fail(err, AAC_ERR_UNSUPPORTED,
+                                "%s: %s (slice %d) has no SOP Instance or Class UID: objects referencing it cannot "
+                                "be written",
+                                what, v->slice_paths[s] ? v->slice_paths[s] : v->source, z);
+        }
     }
     return AAC_OK;
 }
@@ -139,6 +153,26 @@ aac_status out_uid(char out[AAC_UID_LEN], aac_error *err) {
     b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
     out_uid_from_bytes(b, out);
     return AAC_OK;
+}
+
+/* FNV-1a from a basis, then a splitmix64 finaliser. */
+static uint64_t hash64(const char *a, const char *b, uint64_t h) {
+    for (const char *p = a; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001B3ull;
+    h = (h ^ '/') * 0x100000001B3ull;
+    for (const char *p = b; *p; p++) h = (h ^ (unsigned char)*p) * 0x100000001B3ull;
+    h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+    h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+    return h ^ (h >> 31);
+}
+
+void out_uid_derived(const char *key, const char *role, char out[AAC_UID_LEN]) {
+    const uint64_t hi = hash64(key ? key : "", role ? role : "", 0xCBF29CE484222325ull);
+    const uint64_t lo = hash64(key ? key : "", role ? role : "", 0x84222325CBF29CE4ull ^ hi);
+    uint8_t b[16];
+    for (int i = 0; i < 8; i++) b[i] = (uint8_t)(hi >> (56 - 8 * i)), b[8 + i] = (uint8_t)(lo >> (56 - 8 * i));
+    b[6] = (uint8_t)((b[6] & 0x0F) | 0x80); /* UUID version 8 (custom), RFC 9562 variant */
+    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
+    out_uid_from_bytes(b, out);
 }
 
 void out_ds(double v, char out[17]) {

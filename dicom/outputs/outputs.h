@@ -38,6 +38,9 @@ extern "C" {
 aac_status out_uid(char out[AAC_UID_LEN], aac_error *err);
 /* "2.25." + the 128-bit big-endian number b in decimal (a UUID-derived UID, PS3.5 B.2). */
 void out_uid_from_bytes(const uint8_t b[16], char out[AAC_UID_LEN]);
+/* A UID derived from key (a source UID) and role ("study", "frame-of-reference"): the same
+ * inputs give the same UID, so every object written from one series agrees on it. */
+void out_uid_derived(const char *key, const char *role, char out[AAC_UID_LEN]);
 /* DICOM DS (at most 16 characters): the shortest form that reads back as v, else the most
  * precise that fits. */
 void out_ds(double v, char out[17]);

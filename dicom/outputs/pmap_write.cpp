@@ -85,13 +85,16 @@ aac_status write_pmap(const aac_results *r, const aac_output_params *p, const ch
     IODEnhGeneralEquipmentModule::EquipmentInfo enh(eq.m_Manufacturer, eq.m_ManufacturerModelName,
                                                     eq.m_DeviceSerialNumber, eq.m_SoftwareVersions);
     OFvariant<OFCondition, DPMParametricMapIOD> made = DPMParametricMapIOD::create<IODFloatingPointImagePixelModule>(
-        v->modality[0] ? v->modality : "OT", number, "1", (Uint16)Y, (Uint16)X, enh, ident, "VOLUME", "NONE",
+        dcmout::valid_cs(v->modality) ? v->modality : "OT", number, "1", (Uint16)Y, (Uint16)X, enh, ident, "VOLUME", "NONE",
         DPMTypes::CQ_RESEARCH);
     if (OFCondition *bad = OFget<OFCondition>(&made))
         return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot create the parametric map (%s)", path, bad->text());
     DPMParametricMapIOD *pm = OFget<DPMParametricMapIOD>(&made);
 
-    OFCondition c = pm->importHierarchy(*src.getDataset(), OFTrue, OFTrue, OFTrue, OFFalse);
+    // Patient, study and frame of reference of the source, checked (dcm_clean.cpp).
+    DcmItem clean;
+    dcmout::clean_source(*src.getDataset(), v, true, clean);
+    OFCondition c = pm->importHierarchy(clean, OFTrue, OFTrue, OFTrue, OFFalse);
     if (c.bad())
         return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot take patient/study from %s (%s)", path, v->source, c.text());
     OFString date, time;
@@ -151,7 +154,8 @@ aac_status write_pmap(const aac_results *r, const aac_output_params *p, const ch
     c = pm->write(*out);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot build the dataset (%s)", path, c.text());
     dcmout::declare_private_scheme(*out);
-    if (v->body_part[0]) out->putAndInsertString(DCM_BodyPartExamined, v->body_part);
+    dcmout::apply_clean(clean, *out);  // what DCMTK's modules do not carry (de-identification, ...)
+    if (dcmout::valid_cs(v->body_part)) out->putAndInsertString(DCM_BodyPartExamined, v->body_part);
     return dcmout::save_atomic(ff, path, err);
 }
 

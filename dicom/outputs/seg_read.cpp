@@ -74,7 +74,12 @@ extern "C" aac_status aac_seg_read(const char *path, aac_seg **out, aac_error *e
     *out = nullptr;
     dcm_init();
     DcmSegmentation *raw = nullptr;
-    OFCondition c = DcmSegmentation::loadFile(path, raw);
+    OFCondition c;
+    try {  // DCMTK 3.6.7's parser throws on some corrupt values (see dcm_header.cpp)
+        c = DcmSegmentation::loadFile(path, raw);
+    } catch (const std::exception &e) {
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: not a readable segmentation (%s)", path, e.what());
+    }
     std::unique_ptr<DcmSegmentation> seg(raw);
     if (c.bad() || !seg) return aac_fail(err, AAC_ERR_FORMAT, "%s: not a readable segmentation (%s)", path, c.text());
     aac_seg *s = (aac_seg *)calloc(1, sizeof *s);

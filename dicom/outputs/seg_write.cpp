@@ -74,8 +74,11 @@ aac_status write_one(const aac_results *r, const aac_output_params *p, bool frac
     std::unique_ptr<DcmSegmentation> seg(raw);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot create the segmentation (%s)", path, c.text());
 
-    // Patient, study and frame of reference of the source; our own series and instance.
-    c = seg->importFromSourceImage(*src.getDataset());
+    // Patient, study and frame of reference of the source, checked (dcm_clean.cpp); our own
+    // series and instance.
+    DcmItem clean;
+    dcmout::clean_source(*src.getDataset(), v, true, clean);
+    c = seg->importFromSourceImage(clean);
     if (c.bad())
         return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot take patient/study from %s (%s)", path, v->source, c.text());
     char uid[AAC_UID_LEN], dim_uid[AAC_UID_LEN];
@@ -156,7 +159,8 @@ aac_status write_one(const aac_results *r, const aac_output_params *p, bool frac
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot build the dataset (%s)", path, c.text());
     // Nested thresholds overlap by construction; one segment cannot.
     out->putAndInsertString(DCM_SegmentsOverlap, n_segments > 1 ? "YES" : "NO");
-    if (v->body_part[0]) out->putAndInsertString(DCM_BodyPartExamined, v->body_part);
+    dcmout::apply_clean(clean, *out);  // what DCMTK's modules do not carry (de-identification, ...)
+    if (dcmout::valid_cs(v->body_part)) out->putAndInsertString(DCM_BodyPartExamined, v->body_part);
     return dcmout::save_atomic(ff, path, err);
 }
 

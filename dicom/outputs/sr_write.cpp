@@ -5,7 +5,6 @@
 // its volume, maximum and mean score and centroid, referencing the segment.
 #include "dcm_out.h"
 
-#include <dcmtk/dcmiod/modhelp.h>
 #include <dcmtk/dcmsr/cmr/tid1500.h>
 #include <dcmtk/dcmsr/codes/dcm.h>
 #include <dcmtk/dcmsr/dsrdoc.h>
@@ -87,6 +86,7 @@ void build(const aac_results *r, const aac_output_params *p, DcmItem &seg, Repor
         DcmFileFormat ff;
         aac_status st = dcmout::load_header(v->slice_paths[s], ff, err);
         if (st != AAC_OK) throw Fail{st};
+        dcmout::drop_invalid(*ff.getDataset());  // descriptors only from values valid for their VR
         need(lib.addImageEntry(*ff.getDataset(), TID1600_ImageLibrary::withAllDescriptors), v->slice_paths[s],
              "image library entry", err);
     }
@@ -202,12 +202,18 @@ aac_status write_sr(const aac_results *r, const aac_output_params *p, const char
     DSRDocument doc(DSRTypes::DT_ComprehensiveSR);
     OFCondition c = doc.setTreeFromRootTemplate(report, OFTrue /* expand included templates */);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot assemble the document (%s)", path, c.text());
+    // Patient and study as the source states them, checked (dcm_clean.cpp); the study UID the
+    // SEG got from the same source, derived the same way when the source has none.
+    DcmItem clean;
+    dcmout::clean_source(*src.getDataset(), v, false, clean);
+    OFString study;
+    clean.findAndGetOFString(DCM_StudyInstanceUID, study);
     // Evidence: every instance the report references (source images, the SEG).
     std::set<std::string> seen;
     for (int z = 0; z < v->dim[2] && c.good(); z++) {
         const size_t s = out_slot(r, z);
         if (seen.insert(v->slice_uids[s]).second)
-            c = doc.getCurrentRequestedProcedureEvidence().addItem(v->study_uid, v->series_uid, v->slice_sop_classes[s],
+            c = doc.getCurrentRequestedProcedureEvidence().addItem(study, v->series_uid, v->slice_sop_classes[s],
                                                                    v->slice_uids[s]);
     }
     if (c.good()) c = doc.getCurrentRequestedProcedureEvidence().addItem(*segff.getDataset());
@@ -229,13 +235,8 @@ aac_status write_sr(const aac_results *r, const aac_output_params *p, const char
     DcmDataset *out = ff.getDataset();
     c = doc.write(*out);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot build the dataset (%s)", path, c.text());
-    // Patient and study as the source states them; our own series and instance UIDs.
-    DcmModuleHelpers::copyPatientModule(*src.getDataset(), *out);
-    DcmModuleHelpers::copyPatientStudyModule(*src.getDataset(), *out);
-    DcmModuleHelpers::copyGeneralStudyModule(*src.getDataset(), *out);
-    OFString charset;
-    if (src.getDataset()->findAndGetOFStringArray(DCM_SpecificCharacterSet, charset).good() && !charset.empty())
-        out->putAndInsertOFStringArray(DCM_SpecificCharacterSet, charset);
+    // Patient and study of the source (checked); our own series and instance UIDs.
+    dcmout::apply_clean(clean, *out);
     out->putAndInsertString(DCM_SeriesInstanceUID, series_uid);
     out->putAndInsertString(DCM_SOPInstanceUID, uid);
     dcmout::declare_private_scheme(*out);

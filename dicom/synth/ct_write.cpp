@@ -1,7 +1,7 @@
 // ct_write.cpp - a volume as a CT Image Storage series (one file per slice) through DCMTK, with
 // deterministic UIDs, fixed dates and a fixed File Meta header, so that the same volume and
 // parameters give byte-identical files (the sample study in testdata/ is checked that way).
-#include "dcm_out.h"
+#include "ct_write.h"
 
 #include <dirent.h>
 #include <sys/stat.h>
@@ -18,15 +18,7 @@
 
 namespace {
 
-using dcmout::ds;
-
-// Written into the File Meta header instead of DCMTK's own values, which change with the DCMTK
-// release and would make a regenerated series differ from the shipped one. The class UID is
-// aaclip's fixed UID (as the Device Observer UID); the version names this writer's layout.
-const char kImplementationVersion[] = "AACLIP_SYNTH_1";
-
-constexpr double kIntercept = -1024.0;  // stored = HU + 1024: air near 0, as CT scanners store it
-constexpr double kMinHU = -1024.0, kMaxHU = 3071.0;
+using namespace ctw;
 
 // FNV-1a over the bytes with a given basis, then a splitmix64 finaliser for avalanche.
 uint64_t hash64(const std::string &s, uint64_t h) {
@@ -34,55 +26,6 @@ uint64_t hash64(const std::string &s, uint64_t h) {
     h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
     h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
     return h ^ (h >> 31);
-}
-
-struct Tags {
-    DcmItem &d;
-    OFCondition c = EC_Normal;
-    const char *bad = nullptr;  // the attribute that failed
-    void put(const DcmTagKey &tag, const char *value, const char *name) {
-        if (c.good() && (c = d.putAndInsertString(tag, value ? value : "")).bad()) bad = name;
-    }
-    void put(const DcmTagKey &tag, const OFString &value, const char *name) { put(tag, value.c_str(), name); }
-    void put16(const DcmTagKey &tag, Uint16 value, const char *name) {
-        if (c.good() && (c = d.putAndInsertUint16(tag, value)).bad()) bad = name;
-    }
-};
-
-bool right_handed_orthonormal(const double *D) {
-    // Columns are the axes: D[r * 3 + c].
-    auto col = [&](int c, int r) { return D[r * 3 + c]; };
-    for (int a = 0; a < 3; a++)
-        for (int b = 0; b < 3; b++) {
-            double dot = 0;
-            for (int r = 0; r < 3; r++) dot += col(a, r) * col(b, r);
-            if (std::fabs(dot - (a == b ? 1.0 : 0.0)) > 1e-6) return false;
-        }
-    const double cross[3] = {col(0, 1) * col(1, 2) - col(0, 2) * col(1, 1),
-                             col(0, 2) * col(1, 0) - col(0, 0) * col(1, 2),
-                             col(0, 0) * col(1, 1) - col(0, 1) * col(1, 0)};
-    double dot = 0;
-    for (int r = 0; r < 3; r++) dot += cross[r] * col(2, r);
-    return dot > 0.999999;
-}
-
-aac_status check(const aac_volume *v, const char *dir, aac_error *err) {
-    if (!v || !v->voxels || !dir || !dir[0])
-        return aac_fail(err, AAC_ERR_ARG, "aac_write_ct_series: no volume or folder");
-    if (v->dim[0] < 1 || v->dim[1] < 1 || v->dim[2] < 1 || v->dim[3] != 1)
-        return aac_fail(err, AAC_ERR_ARG, "%s: %s: a CT series needs one 3-D volume (dim %d x %d x %d x %d)", dir,
-                        v->source, v->dim[0], v->dim[1], v->dim[2], v->dim[3]);
-    if (v->dim[0] > 65535 || v->dim[1] > 65535 || v->dim[2] > 9999)
-        return aac_fail(err, AAC_ERR_ARG, "%s: %s: %d x %d x %d does not fit rows/columns or IM0001..IM9999", dir,
-                        v->source, v->dim[0], v->dim[1], v->dim[2]);
-    for (int a = 0; a < 3; a++)
-        if (!(v->spacing[a] > 0 && std::isfinite(v->spacing[a])))
-            return aac_fail(err, AAC_ERR_ARG, "%s: %s: spacing %g along axis %d", dir, v->source, v->spacing[a], a);
-    if (!right_handed_orthonormal(v->direction))
-        return aac_fail(err, AAC_ERR_ARG,
-                        "%s: %s: direction is not orthonormal and right-handed (the slice axis must be row x column)",
-                        dir, v->source);
-    return AAC_OK;
 }
 
 // Makes dir (one level) and refuses IMnnnn.dcm files beyond this series.
@@ -106,50 +49,6 @@ aac_status prepare_dir(const char *dir, int n_slices, aac_error *err) {
     }
     closedir(d);
     return st;
-}
-
-// The File Meta header, complete, so that DCMTK writes it unchanged (its own defaults name the
-// DCMTK release, which would make a regenerated series differ from the shipped one).
-aac_status set_meta(DcmFileFormat &ff, const char *sop_instance, const char *path, aac_error *err) {
-    DcmMetaInfo *m = ff.getMetaInfo();
-    m->clear();
-    const Uint8 version[2] = {0, 1};
-    OFCondition c = m->putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2);
-    if (c.good()) c = m->putAndInsertString(DCM_MediaStorageSOPClassUID, UID_CTImageStorage);
-    if (c.good()) c = m->putAndInsertString(DCM_MediaStorageSOPInstanceUID, sop_instance);
-    if (c.good()) c = m->putAndInsertString(DCM_TransferSyntaxUID, UID_LittleEndianExplicitTransferSyntax);
-    if (c.good()) c = m->putAndInsertString(DCM_ImplementationClassUID, AAC_DEVICE_UID);
-    if (c.good()) c = m->putAndInsertString(DCM_ImplementationVersionName, kImplementationVersion);
-    Uint32 length = 0;  // (0002,0000): bytes of the meta elements after it, always explicit VR LE
-    for (unsigned long i = 0; c.good() && i < m->card(); i++)
-        length += m->getElement(i)->calcElementLength(EXS_LittleEndianExplicit, EET_ExplicitLength);
-    if (c.good()) c = m->putAndInsertUint32(DCM_FileMetaInformationGroupLength, length);
-    if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot build the File Meta header (%s)", path, c.text());
-    return AAC_OK;
-}
-
-// Saves ff to a temporary file beside path and renames it; the meta header as set_meta left it.
-aac_status save(DcmFileFormat &ff, const char *path, aac_error *err) {
-    char tmp[4096];
-    aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
-    if (st != AAC_OK) return st;
-    OFCondition c = ff.saveFile(tmp, EXS_LittleEndianExplicit, EET_ExplicitLength, EGL_recalcGL, EPD_noChange, 0, 0,
-                                EWM_dontUpdateMeta);
-    if (c.bad()) {
-        fs_discard(tmp);
-        return aac_fail(err, AAC_ERR_IO, "%s: cannot write (%s)", path, c.text());
-    }
-    return fs_commit(tmp, path, err);
-}
-
-// DS text: whole numbers as integers ("120", not the "1.2e+02" of the shortest form).
-OFString dsn(double v) {
-    if (v == std::floor(v) && std::fabs(v) < 1e15) {
-        char b[32];
-        snprintf(b, sizeof b, "%lld", (long long)v);
-        return OFString(b);
-    }
-    return ds(v);
 }
 
 struct Series {
@@ -251,11 +150,7 @@ aac_status fill(const Series &s, int k, DcmDataset &d, const char *path, aac_err
     const size_t plane = (size_t)X * Y;
     std::vector<Uint16> px(plane);
     const float *src = v->voxels + (size_t)k * plane;
-    for (size_t i = 0; i < plane; i++) {
-        double hu = std::isnan(src[i]) ? kMinHU : std::floor((double)src[i] + 0.5);
-        hu = hu < kMinHU ? kMinHU : hu > kMaxHU ? kMaxHU : hu;
-        px[i] = (Uint16)(Sint16)(hu - kIntercept);  // signed 16-bit samples (PixelRepresentation 1)
-    }
+    for (size_t i = 0; i < plane; i++) px[i] = stored(src[i]);
     OFCondition c = d.putAndInsertUint16Array(DCM_PixelData, px.data(), (unsigned long)plane);
     if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot set the pixel data (%s)", path, c.text());
     return AAC_OK;
@@ -297,7 +192,7 @@ extern "C" void aac_synth_uid(uint64_t seed, const char *role, int index, char o
 
 extern "C" aac_status aac_write_ct_series(const aac_volume *v, const aac_ct_params *params, const char *dir,
                                           aac_error *err) {
-    aac_status st = check(v, dir, err);
+    aac_status st = check(v, dir, "aac_write_ct_series", 9999, err);
     if (st != AAC_OK) return st;
     const aac_ct_params p = params ? *params : aac_ct_default_params();
     if ((st = prepare_dir(dir, v->dim[2], err)) != AAC_OK) return st;
@@ -315,7 +210,7 @@ extern "C" aac_status aac_write_ct_series(const aac_volume *v, const aac_ct_para
             if ((st = fill(s, k, *ff.getDataset(), path, err)) != AAC_OK) return st;
             char uid[AAC_UID_LEN];
             aac_synth_uid(p.uid_seed, "instance", k, uid);
-            if ((st = set_meta(ff, uid, path, err)) != AAC_OK) return st;
+            if ((st = set_meta(ff, UID_CTImageStorage, uid, path, err)) != AAC_OK) return st;
             if ((st = save(ff, path, err)) != AAC_OK) return st;
         }
     } catch (const std::exception &e) {

@@ -45,7 +45,8 @@ static void vec(FILE *f, const double *x, int n) {
     fputc(']', f);
 }
 
-static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_phantom *ph, uint64_t uid_seed) {
+static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_phantom *ph, uint64_t uid_seed,
+                       int enhanced) {
     const aac_volume *v = ph->ct;
     char study[AAC_UID_LEN], series[AAC_UID_LEN], fr[AAC_UID_LEN];
     aac_synth_uid(uid_seed, "study", 0, study);
@@ -56,14 +57,15 @@ static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_pha
     fprintf(f,
             "{\n  \"description\": \"Synthetic abdominal CT phantom with planted liver lesions; not patient data\",\n"
             "  \"synthetic\": true,\n"
-            "  \"generator\": {\"command\": \"aaclip make-sample-study\", \"seed\": %llu, \"size\": %d, "
+            "  \"generator\": {\"command\": \"aaclip make-sample-study%s\", \"seed\": %llu, \"size\": %d, "
             "\"slices\": %d, "
             "\"lesions\": %d, \"fov_mm\": %s, \"slice_mm\": %s, \"noise_hu\": %s, \"lesion_gap_mm\": %s},\n"
             "  \"coordinates\": \"LPS, mm (DICOM patient coordinates)\",\n"
             "  \"series\": {\"folder\": \"dicom\", \"files\": %d, \"study_instance_uid\": \"%s\", "
             "\"series_instance_uid\": \"%s\", \"frame_of_reference_uid\": \"%s\"},\n"
             "  \"grid\": {\"dim\": [%d, %d, %d], \"spacing\": ",
-            (unsigned long long)p->seed, p->size, p->slices, p->n_lesions, fov, sl, noise, gap, v->dim[2], study, series, fr,
+            enhanced ? " --enhanced" : "", (unsigned long long)p->seed, p->size, p->slices, p->n_lesions, fov, sl, noise,
+            gap, enhanced ? 1 : v->dim[2], study, series, fr,
             v->dim[0], v->dim[1], v->dim[2]);
     vec(f, v->spacing, 3);
     fputs(", \"origin\": ", f);
@@ -91,7 +93,7 @@ static void write_json(FILE *f, const aac_ct_phantom_params *p, const aac_ct_pha
 }
 
 static aac_status save_json(const char *path, const aac_ct_phantom_params *p, const aac_ct_phantom *ph,
-                            uint64_t uid_seed, aac_error *err) {
+                            uint64_t uid_seed, int enhanced, aac_error *err) {
     char tmp[4096];
     aac_status st = fs_tmp_path(path, tmp, sizeof tmp, err);
     if (st != AAC_OK) return st;
@@ -101,7 +103,7 @@ static aac_status save_json(const char *path, const aac_ct_phantom_params *p, co
         fs_discard(tmp);
         return st;
     }
-    write_json(f, p, ph, uid_seed);
+    write_json(f, p, ph, uid_seed, enhanced);
     const int bad = ferror(f);
     if (fclose(f) != 0 || bad) {
         fs_discard(tmp);
@@ -110,7 +112,7 @@ static aac_status save_json(const char *path, const aac_ct_phantom_params *p, co
     return fs_commit(tmp, path, err);
 }
 
-aac_status aac_write_sample_study(const aac_ct_phantom_params *params, const char *dir, aac_error *err) {
+static aac_status write_study(const aac_ct_phantom_params *params, int enhanced, const char *dir, aac_error *err) {
     if (!dir || !dir[0]) return aac_fail(err, AAC_ERR_ARG, "aac_write_sample_study: no folder");
     const aac_ct_phantom_params p = params ? *params : aac_ct_phantom_default_params();
     char path[4096];
@@ -128,13 +130,23 @@ aac_status aac_write_sample_study(const aac_ct_phantom_params *params, const cha
     h = mix(h, (uint64_t)p.size), h = mix(h, (uint64_t)p.slices), h = mix(h, (uint64_t)p.n_lesions);
     h = mix(h, dbits(p.fov_mm)), h = mix(h, dbits(p.slice_mm)), h = mix(h, dbits(p.noise_hu));
     h = mix(h, dbits(p.lesion_gap_mm)), h = mix(h, (uint64_t)p.hyperdense_every);
+    if (enhanced) h = mix(h, 0x456E68616E636564ull); /* "Enhanced": other UIDs than the series' */
     cp.uid_seed = h;
 
     snprintf(path, sizeof path, "%s/dicom", dir);
-    st = aac_write_ct_series(ph->ct, &cp, path, err);
+    if (enhanced) {
+        if (mkdir(path, 0777) != 0 && errno != EEXIST)
+            st = aac_fail(err, AAC_ERR_IO, "%s: cannot create the folder: %s", path, strerror(errno));
+        else {
+            snprintf(path, sizeof path, "%s/dicom/enhanced_ct.dcm", dir);
+            st = aac_write_enhanced_ct(ph->ct, &cp, path, err);
+        }
+    } else {
+        st = aac_write_ct_series(ph->ct, &cp, path, err);
+    }
     if (st == AAC_OK) {
         snprintf(path, sizeof path, "%s/lesions.json", dir);
-        st = save_json(path, &p, ph, cp.uid_seed, err);
+        st = save_json(path, &p, ph, cp.uid_seed, enhanced, err);
     }
     if (st == AAC_OK) {
         char tmp[4096];
@@ -146,4 +158,12 @@ aac_status aac_write_sample_study(const aac_ct_phantom_params *params, const cha
     }
     aac_ct_phantom_free(ph);
     return st;
+}
+
+aac_status aac_write_sample_study(const aac_ct_phantom_params *p, const char *dir, aac_error *err) {
+    return write_study(p, 0, dir, err);
+}
+
+aac_status aac_write_sample_study_enhanced(const aac_ct_phantom_params *p, const char *dir, aac_error *err) {
+    return write_study(p, 1, dir, err);
 }

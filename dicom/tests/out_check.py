@@ -15,6 +15,19 @@ printing what differs.
                                    geometry from the NIfTI affine, or with SRCDIR from the source
                                    planes the SR's per-slice group references (tilt, uneven gaps)
   affine A B [TOL]                 same voxel-to-LPS affine (NIfTI via nibabel, NRRD by its header)
+  result-dir DIR SRCDIR            refs and seg-sources for seg_probability.dcm, seg_binary.dcm and
+                                   pmap.dcm of a result folder, refs for its sr.dcm (one process)
+  attrs OBJ KEYWORD=VALUE...        top-level attributes of OBJ: KEYWORD=VALUE equal, KEYWORD= present
+                                   and empty, KEYWORD=+ present with a value (a sequence: items),
+                                   KEYWORD=! absent
+  same-pixels A B                  two DICOM objects hold equal pixel arrays (same shape and values)
+  refs OBJ SRCDIR [SEG...]         every reference of a SEG, Parametric Map or SR resolves, as a
+                                   reader that loads it with its sources needs: per-frame source
+                                   images (class, instance, frame number present for multi-frame
+                                   sources and within NumberOfFrames), Referenced Series Sequence,
+                                   the SR's image and segment references and its evidence (study,
+                                   series, class of every referenced instance); SEG... are the
+                                   segmentations the SR may reference
 """
 import glob
 import os
@@ -91,12 +104,159 @@ def cmd_seg_sources(seg_path, src_dir):
             fail("frame %d: position %s, source %s" % (i + 1, list(fpos), list(pos)))
         if max(abs(float(a) - float(b)) for a, b in zip(fori, ori)) > 1e-6:
             fail("frame %d: orientation %s, source %s" % (i + 1, list(fori), list(ori)))
-        if seg.FrameOfReferenceUID != ds.get("FrameOfReferenceUID", seg.FrameOfReferenceUID):
+        if ds.get("FrameOfReferenceUID") and seg.FrameOfReferenceUID != ds.FrameOfReferenceUID:  # none: derived
             fail("frame of reference %s, source %s" % (seg.FrameOfReferenceUID, ds.FrameOfReferenceUID))
         n += 1
     if n != int(seg.NumberOfFrames):
         fail("%d per-frame items for %s frames" % (n, seg.NumberOfFrames))
     print("seg-sources: %d frames on their source planes" % n)
+
+
+def load_sources(src_dir):
+    import pydicom
+    sources = {}
+    for p in glob.glob(os.path.join(src_dir, "**", "*"), recursive=True):
+        if os.path.isfile(p):
+            try:
+                ds = pydicom.dcmread(p, stop_before_pixels=True)
+                sources[ds.SOPInstanceUID] = ds
+            except Exception:
+                pass
+    return sources
+
+
+def check_image_ref(ref, sources, where, need_frame=True):
+    """One Referenced SOP item: the instance exists with that class; a frame number where the
+    source is multi-frame, within its frames. Returns the source dataset."""
+    uid = ref.ReferencedSOPInstanceUID
+    if uid not in sources:
+        fail("%s references %s, not among the sources" % (where, uid))
+    ds = sources[uid]
+    if ref.ReferencedSOPClassUID != ds.SOPClassUID:
+        fail("%s: class %s, the instance is %s" % (where, ref.ReferencedSOPClassUID, ds.SOPClassUID))
+    n = int(ds.get("NumberOfFrames", 1) or 1)
+    frames = ref.get("ReferencedFrameNumber")
+    if frames is not None and not isinstance(frames, (list, pydicom_multivalue())):
+        frames = [frames]
+    if n > 1 and need_frame and not frames:
+        fail("%s: no Referenced Frame Number for a %d-frame source" % (where, n))
+    for f in frames or []:
+        if not 1 <= int(f) <= n:
+            fail("%s: frame %s of a %d-frame source" % (where, f, n))
+    return ds
+
+
+def pydicom_multivalue():
+    from pydicom.multival import MultiValue
+    return MultiValue
+
+
+def cmd_refs(obj_path, src_dir, *segs):
+    import pydicom
+    obj = pydicom.dcmread(obj_path)
+    sources = load_sources(src_dir)
+    kinds = {}
+    for p in segs:
+        ds = pydicom.dcmread(p, stop_before_pixels=True)
+        kinds[ds.SOPInstanceUID] = ds
+    n_refs = 0
+    if "PerFrameFunctionalGroupsSequence" in obj:  # SEG, Parametric Map
+        for i, pf in enumerate(obj.PerFrameFunctionalGroupsSequence):
+            for d in pf.DerivationImageSequence:
+                for src in d.SourceImageSequence:
+                    check_image_ref(src, sources, "frame %d" % (i + 1))
+                    n_refs += 1
+        listed = set()
+        for ser in obj.ReferencedSeriesSequence:
+            for inst in ser.ReferencedInstanceSequence:
+                if inst.ReferencedSOPInstanceUID not in sources:
+                    fail("Referenced Series Sequence lists %s, not among the sources" % inst.ReferencedSOPInstanceUID)
+                ds = sources[inst.ReferencedSOPInstanceUID]
+                if ser.SeriesInstanceUID != ds.SeriesInstanceUID or inst.ReferencedSOPClassUID != ds.SOPClassUID:
+                    fail("Referenced Series Sequence: %s in series %s as %s; the source says %s as %s" % (
+                        inst.ReferencedSOPInstanceUID, ser.SeriesInstanceUID, inst.ReferencedSOPClassUID,
+                        ds.SeriesInstanceUID, ds.SOPClassUID))
+                listed.add(inst.ReferencedSOPInstanceUID)
+        for pf in obj.PerFrameFunctionalGroupsSequence:
+            for d in pf.DerivationImageSequence:
+                for src in d.SourceImageSequence:
+                    if src.ReferencedSOPInstanceUID not in listed:
+                        fail("%s is a frame source but not in the Referenced Series Sequence" %
+                             src.ReferencedSOPInstanceUID)
+    if "ContentSequence" in obj:  # SR
+        referenced = set()
+        for it in walk(obj.ContentSequence):
+            if it.ValueType != "IMAGE":
+                continue
+            ref = it.ReferencedSOPSequence[0]
+            uid = ref.ReferencedSOPInstanceUID
+            if uid in kinds:
+                seg = kinds[uid]
+                if ref.ReferencedSOPClassUID != seg.SOPClassUID:
+                    fail("SR references %s as %s, it is %s" % (uid, ref.ReferencedSOPClassUID, seg.SOPClassUID))
+                for k in ref.get("ReferencedSegmentNumber", []) if isinstance(
+                        ref.get("ReferencedSegmentNumber"), pydicom_multivalue()) else [ref.get("ReferencedSegmentNumber")]:
+                    if k is not None and not 1 <= int(k) <= len(seg.SegmentSequence):
+                        fail("SR references segment %s of %s (%d segments)" % (k, uid, len(seg.SegmentSequence)))
+            else:  # an image library entry (no concept name) stands for the whole instance
+                check_image_ref(ref, sources, "SR image item", need_frame="ConceptNameCodeSequence" in it)
+            referenced.add(uid)
+            n_refs += 1
+        evidence = {}
+        for st in obj.CurrentRequestedProcedureEvidenceSequence:
+            for ser in st.ReferencedSeriesSequence:
+                for inst in ser.ReferencedSOPSequence:
+                    evidence[inst.ReferencedSOPInstanceUID] = (st.StudyInstanceUID, ser.SeriesInstanceUID,
+                                                               inst.ReferencedSOPClassUID)
+        for uid in referenced:
+            if uid not in evidence:
+                fail("SR references %s but its evidence does not list it" % uid)
+            ds = sources.get(uid) or kinds.get(uid)
+            # A source without a study UID is cited in the study the objects were given.
+            want = (ds.get("StudyInstanceUID", obj.StudyInstanceUID), ds.SeriesInstanceUID, ds.SOPClassUID)
+            if evidence[uid] != want:
+                fail("SR evidence lists %s as %s, the instance is %s" % (uid, evidence[uid], want))
+    if n_refs == 0:
+        fail("%s references nothing" % obj_path)
+    print("refs: %s: %d references resolve" % (os.path.basename(obj_path), n_refs))
+
+
+def cmd_result_dir(d, src_dir):
+    for name in ("seg_probability.dcm", "seg_binary.dcm", "pmap.dcm"):
+        cmd_refs(os.path.join(d, name), src_dir)
+        cmd_seg_sources(os.path.join(d, name), src_dir)
+    cmd_refs(os.path.join(d, "sr.dcm"), src_dir, os.path.join(d, "seg_binary.dcm"))
+
+
+def cmd_attrs(path, *specs):
+    import pydicom
+    ds = pydicom.dcmread(path, stop_before_pixels=True)
+    for spec in specs:
+        key, want = spec.split("=", 1)
+        present = key in ds
+        value = ds[key].value if present else None
+        text = "" if value is None else ("\\".join(str(x) for x in value)
+                                         if isinstance(value, pydicom.multival.MultiValue) else str(value))
+        if isinstance(value, pydicom.sequence.Sequence):
+            text = "%d items" % len(value) if len(value) else ""
+        if want == "!":
+            ok = not present
+        elif want == "+":
+            ok = present and text != ""
+        else:
+            ok = present and text == want
+        if not ok:
+            fail("%s: %s is %s, expected %s" % (os.path.basename(path), key,
+                                                "absent" if not present else repr(text), want))
+    print("attrs: %s: %d checks" % (os.path.basename(path), len(specs)))
+
+
+def cmd_same_pixels(a, b):
+    import pydicom
+    x, y = pydicom.dcmread(a).pixel_array, pydicom.dcmread(b).pixel_array
+    if x.shape != y.shape or x.dtype != y.dtype or not np.array_equal(x, y):
+        fail("%s and %s differ: %s %s vs %s %s" % (a, b, x.shape, x.dtype, y.shape, y.dtype))
+    print("same-pixels: %s %s" % (x.shape, x.dtype))
 
 
 def cmd_pmap(pmap_path, map_path):
@@ -289,5 +449,7 @@ def cmd_affine(a, b, tol="1e-4"):
 
 if __name__ == "__main__":
     cmds = {"read": lambda *a: cmd_read(a), "seg-sources": cmd_seg_sources, "pmap": cmd_pmap,
-            "sr-regions": cmd_sr_regions, "affine": cmd_affine}
+            "sr-regions": cmd_sr_regions, "affine": cmd_affine, "refs": cmd_refs,
+            "same-pixels": cmd_same_pixels, "result-dir": cmd_result_dir,
+            "attrs": cmd_attrs}
     cmds[sys.argv[1]](*sys.argv[2:])

@@ -250,6 +250,48 @@ static void check_uids(void) {
           "UIDs %s %s %s", a, b, c);
 }
 
+/* The enhanced variant: the same voxels and planes as the series, frame by frame, a valid
+ * object, byte-identical when written again, and its own UIDs. */
+static void check_enhanced(void) {
+    aac_ct_phantom_params p = aac_ct_phantom_default_params();
+    p.size = 64, p.slices = 10, p.n_lesions = 1;
+    char a[4096], b[4096], c[4096], f1[4200], f2[4200];
+    snprintf(a, sizeof a, "%s", dt_scratch("synth_enh_a"));
+    snprintf(b, sizeof b, "%s", dt_scratch("synth_enh_b"));
+    snprintf(c, sizeof c, "%s", dt_scratch("synth_enh_series"));
+    aac_error e = {0};
+    CHECK_OK(aac_write_sample_study_enhanced(&p, a, &e), &e);
+    CHECK_OK(aac_write_sample_study_enhanced(&p, b, &e), &e);
+    CHECK_OK(aac_write_sample_study(&p, c, &e), &e);
+    snprintf(f1, sizeof f1, "%s/dicom/enhanced_ct.dcm", a);
+    snprintf(f2, sizeof f2, "%s/dicom/enhanced_ct.dcm", b);
+    CHECK(dt_run("cmp -s '%s' '%s'", f1, f2) == 0, "two writes of the enhanced CT differ");
+    check_dciodvfy(f1);
+    snprintf(f1, sizeof f1, "%s/dicom", a);
+    snprintf(f2, sizeof f2, "%s/dicom", c);
+    const char *pa[1] = {f1}, *pc[1] = {f2};
+    aac_scan *sa = NULL, *sc = NULL;
+    aac_volume *va = NULL, *vc = NULL;
+    CHECK_OK(aac_scan_paths(pa, 1, &sa, &e), &e);
+    CHECK_OK(aac_scan_paths(pc, 1, &sc, &e), &e);
+    CHECK_OK(aac_scan_load(sa, 0, &va, &e), &e);
+    CHECK_OK(aac_scan_load(sc, 0, &vc, &e), &e);
+    CHECK(!memcmp(va->dim, vc->dim, sizeof va->dim) && geo_diff(va, vc) == 0, "enhanced grid differs from the series");
+    if (!memcmp(va->dim, vc->dim, sizeof va->dim)) {
+        CHECK(tu_max_abs(va->voxels, vc->voxels, aac_volume_voxel_count(va)) == 0, "enhanced voxels differ");
+        for (int z = 0; z < va->dim[2]; z++)
+            CHECK(va->slice_frames[z] == z + 1 && !memcmp(va->slice_positions[z], vc->slice_positions[z], 3 * sizeof(double)),
+                  "frame %d: frame number %d or plane differs", z, va->slice_frames[z]);
+    }
+    CHECK(strcmp(va->series_uid, vc->series_uid) && strcmp(va->study_uid, vc->study_uid) &&
+              strcmp(va->slice_uids[0], vc->slice_uids[0]),
+          "the enhanced variant shares UIDs with the series");
+    aac_volume_free(va);
+    aac_volume_free(vc);
+    aac_scan_free(sa);
+    aac_scan_free(sc);
+}
+
 int main(void) {
     aac_error e = {0};
     check_uids();
@@ -304,5 +346,6 @@ int main(void) {
     aac_ct_phantom_free(ph);
 
     check_oblique();
+    check_enhanced();
     return tu_finish("test_synth");
 }
