@@ -105,6 +105,31 @@ int main(void) {
     compare(o, gold, "map.Industrial.sum", "map.Industrial.sum", 1, 1e-3);
     st_close(o);
 
+    /* through the oneDNN plugin at bf16 when it was built: --backend / --precision end to end,
+     * judged by the reduced-precision rule (1e-2 relative) */
+    char plugin[512];
+    snprintf(plugin, sizeof plugin, "%s/plugins/onednn/aaclip_onednn.so", AACLIP_BINARY_DIR);
+    if (access(plugin, F_OK) == 0) {
+        snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s --backend onednn"
+                                  " --precision bf16", clip, ad, gold_path, res_i);
+        rc = run(cmd, out, sizeof out);
+        if (rc != 0 && strstr(out, "backend 'onednn' (bf16)")) { /* no bf16 matmul on this CPU */
+            printf("  onednn bf16 not available on this CPU: %s\n", out);
+        } else {
+            CHECK(rc == 0, "dump --backend onednn --precision bf16 failed (%d): %s", rc, out);
+            CHECK_OK(st_open(res_i, &o, &err), &err);
+            for (int k = 0; k < 4; k++) {
+                char n[64];
+                snprintf(n, sizeof n, "visual.seg_tokens.%d", k);
+                compare(o, gold, n, n, 0, 1e-2);
+            }
+            compare(o, gold, "map.Medical.sum", "map.Medical.sum", 0, 1e-2);
+            st_close(o);
+        }
+    } else {
+        printf("  onednn plugin not built: bf16 dump skipped\n");
+    }
+
     /* input errors: exit 1, message names the file */
     snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s/x",
              clip, ad, clip, dir);

@@ -134,6 +134,9 @@ aac_status aac_model_set_backend(aac_model *m, const aac_plugins *p, const char 
                                  aac_precision precision, aac_error *err);
 /* The backend in use, one line: name, precision, kernels, and how `auto` chose it. */
 const char *aac_model_backend(const aac_model *m);
+/* Its name ("openblas", a plugin's) and precision. */
+const char *aac_model_backend_name(const aac_model *m);
+aac_precision aac_model_precision(const aac_model *m);
 /* "f32" or "bf16"; aac_precision_parse returns -1 for anything else. */
 const char *aac_precision_name(aac_precision p);
 int aac_precision_parse(const char *s, aac_precision *out);

@@ -113,7 +113,9 @@ typedef struct aac_backend_desc {
 /* Entry i of the list: 0 is the built-in backend, then every file tried, in search order.
  * Returns 0 past the end. The strings live as long as p. p may be NULL (built-in only). */
 int aac_plugins_get(const aac_plugins *p, int i, aac_backend_desc *out);
-/* "f32", "f32+bf16+prepared+concurrent", ... for a capability set. */
+/* The folders searched, in order (NULL past the end). */
+const char *aac_plugins_dir(const aac_plugins *p, int i);
+/* "f32,bf16,prepared-weights,..." for a capability set. */
 void aac_backend_caps_string(uint32_t caps, char *buf, size_t cap);
 
 /* A backend instance ("compute"): `name` of the built-in backend or of a usable plugin of p
@@ -140,17 +142,19 @@ typedef struct aac_blas_kernels {
     char cpu_isa[32];     /* best the CPU has: "avx512-bf16", "avx512", "avx2", "avx", "sse" */
     char best_core[32];   /* the core set to use for that ISA ("" when core is already right) */
     int below_cpu;        /* core is of a lower ISA class than the CPU supports */
-    int can_switch;       /* DYNAMIC_ARCH build and OPENBLAS_CORETYPE not set by the user */
+    int can_switch;       /* DYNAMIC_ARCH build, not restarted yet, and no
+                             AACLIP_KEEP_OPENBLAS_CORETYPE=1 next to an OPENBLAS_CORETYPE */
     char restarted_from[32]; /* when this process was restarted to fix it: the core it had */
 } aac_blas_kernels;
 
 void aac_blas_kernels_query(aac_blas_kernels *out);
-/* For programs, first thing in main (before threads or OpenBLAS calls): when OpenBLAS chose
- * kernels below the CPU and the user did not set OPENBLAS_CORETYPE, sets it to the right core
- * and re-executes the program with the same arguments (OpenBLAS picks its kernels when it is
- * loaded, so only a new process can change them). Returns only when nothing had to be done
- * or the restart failed (then *note says why and the program runs on the slower kernels). After a
- * restart, aac_blas_kernels_query reports restarted_from. note may be NULL. */
+/* For programs, first thing in main (before threads or OpenBLAS calls): when OpenBLAS runs
+ * kernels below the CPU (its own choice, or an OPENBLAS_CORETYPE in the environment, unless
+ * AACLIP_KEEP_OPENBLAS_CORETYPE=1), sets OPENBLAS_CORETYPE to the right core and re-executes
+ * the program with the same arguments (OpenBLAS picks its kernels when it is loaded, so only a
+ * new process can change them). Returns when nothing had to be done, when the restart failed,
+ * and in the restarted process; *note (may be NULL) then says what was done or why not, or is
+ * empty. After a restart, aac_blas_kernels_query reports restarted_from. */
 void aac_blas_kernels_fix(char **argv, char *note, size_t note_cap);
 /* "OpenBLAS 0.3.21 Cooperlake kernels (CPU: avx512-bf16; restarted from Haswell)". */
 void aac_blas_kernels_describe(const aac_blas_kernels *k, char *buf, size_t cap);

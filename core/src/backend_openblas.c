@@ -23,7 +23,9 @@
 char *openblas_get_corename(void);
 char *openblas_get_config(void);
 
-#define RESTART_ENV "AACLIP_OPENBLAS_RESTARTED"
+#define RESTART_ENV "AACLIP_OPENBLAS_RESTARTED"    /* set for the restarted process: the old core */
+#define USER_CORE_ENV "AACLIP_OPENBLAS_USER_CORETYPE" /* ... and the OPENBLAS_CORETYPE it had */
+#define KEEP_ENV "AACLIP_KEEP_OPENBLAS_CORETYPE"     /* 1: never override OPENBLAS_CORETYPE */
 
 static void gemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
                       const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
@@ -118,8 +120,9 @@ void aac_blas_kernels_query(aac_blas_kernels *out) {
                                                   : "SandyBridge";
         snprintf(out->best_core, sizeof out->best_core, "%s", best);
     }
-    out->can_switch = strstr(out->config, "DYNAMIC_ARCH") && !getenv("OPENBLAS_CORETYPE");
-    const char *from = getenv(RESTART_ENV);
+    const char *keep = getenv(KEEP_ENV), *from = getenv(RESTART_ENV);
+    out->can_switch = strstr(out->config, "DYNAMIC_ARCH") && !from &&
+                      !(getenv("OPENBLAS_CORETYPE") && keep && !strcmp(keep, "1"));
     if (from) snprintf(out->restarted_from, sizeof out->restarted_from, "%s", from);
 }
 
@@ -141,28 +144,41 @@ void aac_blas_kernels_fix(char **argv, char *note, size_t note_cap) {
     aac_blas_kernels k;
     aac_blas_kernels_query(&k);
     if (k.restarted_from[0]) {
-        if (note)
-            snprintf(note, note_cap, "OpenBLAS chose its %s kernels on this CPU (%s); %s with "
-                     "OPENBLAS_CORETYPE=%s%s", k.restarted_from, k.cpu_isa,
-                     k.below_cpu ? "restarting did not help" : "restarted", getenv("OPENBLAS_CORETYPE"),
-                     k.below_cpu ? "" : " (set it yourself to skip the restart)");
+        const char *user = getenv(USER_CORE_ENV), *now = getenv("OPENBLAS_CORETYPE");
+        if (!note) return;
+        if (k.below_cpu)
+            snprintf(note, note_cap, "OpenBLAS still runs its %s kernels on this CPU (%s) after a restart "
+                     "with OPENBLAS_CORETYPE=%s", k.core, k.cpu_isa, now ? now : "");
+        else if (user)
+            snprintf(note, note_cap, "OPENBLAS_CORETYPE=%s in the environment selects OpenBLAS's %s kernels, "
+                     "below this CPU (%s): restarted with OPENBLAS_CORETYPE=%s (%s=1 keeps the "
+                     "environment's)", user, k.restarted_from, k.cpu_isa, now ? now : "", KEEP_ENV);
+        else
+            snprintf(note, note_cap, "OpenBLAS chose its %s kernels on this CPU (%s): restarted with "
+                     "OPENBLAS_CORETYPE=%s (set it yourself to skip the restart)", k.restarted_from,
+                     k.cpu_isa, now ? now : "");
         return;
     }
     if (!k.below_cpu) return;
     if (!k.can_switch || !argv) {
         if (note)
-            snprintf(note, note_cap, "OpenBLAS runs its %s kernels on a CPU with %s (%s): products "
+            snprintf(note, note_cap, "OpenBLAS runs its %s kernels on a CPU with %s (%s): its products "
                      "run at a fraction of the CPU's speed", k.core, k.cpu_isa,
-                     getenv("OPENBLAS_CORETYPE") ? "OPENBLAS_CORETYPE is set" : "not a DYNAMIC_ARCH build");
+                     !strstr(k.config, "DYNAMIC_ARCH") ? "not a DYNAMIC_ARCH build"
+                     : getenv(KEEP_ENV) ? KEEP_ENV " is set" : "no restart asked");
         return;
     }
+    const char *user = getenv("OPENBLAS_CORETYPE");
+    if (user) setenv(USER_CORE_ENV, user, 1);
     setenv("OPENBLAS_CORETYPE", k.best_core, 1);
     setenv(RESTART_ENV, k.core, 1);
     fflush(NULL);
     execv("/proc/self/exe", argv);
     /* still here: the restart failed; run on as we are */
-    unsetenv("OPENBLAS_CORETYPE");
+    if (user) setenv("OPENBLAS_CORETYPE", user, 1);
+    else unsetenv("OPENBLAS_CORETYPE");
     unsetenv(RESTART_ENV);
+    unsetenv(USER_CORE_ENV);
     if (note)
         snprintf(note, note_cap, "OpenBLAS runs its %s kernels on a CPU with %s; restarting with "
                  "OPENBLAS_CORETYPE=%s failed", k.core, k.cpu_isa, k.best_core);

@@ -223,3 +223,5 @@ aac_status aac_model_set_backend(aac_model *m, const aac_plugins *p, const char 
 }
 
 const char *aac_model_backend(const aac_model *m) { return m ? m->backend_line : ""; }
+const char *aac_model_backend_name(const aac_model *m) { return m && m->cx ? m->cx->be->name : ""; }
+aac_precision aac_model_precision(const aac_model *m) { return m && m->cx ? m->cx->precision : AAC_PRECISION_F32; }

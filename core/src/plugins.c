@@ -33,6 +33,8 @@ typedef struct plugin_entry {
 struct aac_plugins {
     plugin_entry *e;
     int n, cap;
+    char *dirs[64]; /* the folders searched, in order */
+    int n_dirs;
 };
 
 static int valid_name(const char *s) {
@@ -134,6 +136,7 @@ static int by_name(const void *a, const void *b) {
 
 /* The *.so files of dir and of its immediate subfolders, in name order. */
 static int scan_dir(aac_plugins *p, const char *dir, int depth) {
+    if (depth == 0 && p->n_dirs < 64 && !(p->dirs[p->n_dirs++] = strdup(dir))) return 0;
     DIR *d = opendir(dir);
     if (!d) return 1;
     char **names = NULL;
@@ -214,8 +217,13 @@ void aac_plugins_free(aac_plugins *p) {
         free(p->e[i].refused);
         if (p->e[i].handle) dlclose(p->e[i].handle); /* RTLD_NODELETE: stays mapped */
     }
+    for (int i = 0; i < p->n_dirs; i++) free(p->dirs[i]);
     free(p->e);
     free(p);
+}
+
+const char *aac_plugins_dir(const aac_plugins *p, int i) {
+    return p && i >= 0 && i < p->n_dirs ? p->dirs[i] : NULL;
 }
 
 int aac_plugins_get(const aac_plugins *p, int i, aac_backend_desc *out) {
