@@ -55,6 +55,19 @@ int main(void) {
     CHECK(rc == 0 && strstr(out, "abi999.so") && strstr(out, "refused"), "plugins --path (%d): %s", rc, out);
     CHECK(run(AACLIP_EXE " plugins --bogus", out, sizeof out) == 2 && strstr(out, "--bogus"), "bad option: %s", out);
 
+    /* an installed layout: <prefix>/bin/aaclip finds <prefix>/lib/aaclip/plugins, before the build tree */
+    snprintf(cmd, sizeof cmd,
+             "mkdir -p %s/prefix/bin %s/prefix/lib/aaclip/plugins && cp " AACLIP_EXE " %s/prefix/bin/aaclip && "
+             "cp %s/test-plugins/good/naive.so %s/prefix/lib/aaclip/plugins/",
+             dir, dir, dir, AACLIP_BINARY_DIR, dir);
+    CHECK(system(cmd) == 0, "install layout: %s", cmd);
+    snprintf(cmd, sizeof cmd, "env -u AACLIP_PLUGIN_PATH %s/prefix/bin/aaclip plugins", dir);
+    rc = run(cmd, out, sizeof out);
+    char want[600];
+    snprintf(want, sizeof want, "search path:\n  %s/prefix/lib/aaclip/plugins\n", dir);
+    CHECK(rc == 0 && strstr(out, want) && strstr(out, "prefix/lib/aaclip/plugins/naive.so"),
+          "installed layout (%d): %s", rc, out);
+
     /* a command opening a model: missing, refused and failing backends are errors naming them */
     const char *model = AACLIP_SOURCE_DIR "/testdata/demo-model";
     snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --model %s --input %s/in --output %s/out --backend nope", model,
@@ -94,6 +107,7 @@ int main(void) {
               strstr(out, "--precision expects f32 or bf16"),
           "bad precision: %s", out);
     unlink(garbage);
-    rmdir(dir);
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    CHECK(system(cmd) == 0, "cleanup");
     return tu_finish("test_cli_plugins");
 }
