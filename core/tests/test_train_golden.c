@@ -5,13 +5,15 @@
  *
  * The golden step inputs: image.input [2,3,518,518] (image 0 with a lesion, image 1 without),
  * image.mask [2,1,518,518], labels train2.label = (1, 0), class "scan" for both images (anchors
- * from the golden adapters), starting from aaclip_adapters.safetensors with a fresh optimizer. */
+ * from the golden adapters), starting from aaclip_adapters.safetensors with a fresh optimizer.
+ * Run through every float32 backend found on the default plugin path. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "aaclip.h"
+#include "aaclip_backend.h"
 #include "aaclip_train.h"
 #include "model.h"
 #include "safetensors.h"
@@ -110,21 +112,11 @@ static void check_step(aac_trainer *tr, const aac_train_batch *batch, const char
     unlink(path);
 }
 
-int main(void) {
-    const char *gold_path = tu_shared("golden/tiny/golden.safetensors");
-    const char *clip_path = tu_shared("golden/tiny/clip_openclip.safetensors");
-    const char *ad_path = tu_shared("golden/tiny/aaclip_adapters.safetensors");
-    const char *bpe_path = tu_shared("vocab/bpe_simple_vocab_16e6.txt.gz");
+/* Surgery features and one step of each stage on the model's current backend. */
+static void check_backend(aac_model *m, const aac_tokenizer *tok) {
     aac_error err;
-    CHECK_OK(st_open(gold_path, &g_gold, &err), &err);
-    aac_model *m;
-    CHECK_OK(aac_model_open(clip_path, ad_path, NULL, &m, &err), &err);
-    aac_tokenizer *tok;
-    CHECK_OK(aac_tokenizer_open_bpe(bpe_path, &tok, &err), &err);
     const aac_config *c = aac_model_config(m);
     const int E = c->embed_dim, G = aac_model_grid(m), Np = G * G, B = 2;
-    CHECK(c->img == 518 && G == 37, "config");
-
     float *images = gold("image.input", NULL), *masks = gold("image.mask", NULL);
     float *labf = gold("train2.label", NULL);
     int labels[2] = {(int)labf[0], (int)labf[1]};
@@ -162,8 +154,36 @@ int main(void) {
     CHECK_OK(aac_trainer_new(m, tok, &p1, &tr, &err), &err);
     check_step(tr, &batch, "train1");
     aac_trainer_free(tr);
-
     free(images), free(masks), free(labf);
+}
+
+int main(void) {
+    const char *gold_path = tu_shared("golden/tiny/golden.safetensors");
+    const char *clip_path = tu_shared("golden/tiny/clip_openclip.safetensors");
+    const char *ad_path = tu_shared("golden/tiny/aaclip_adapters.safetensors");
+    const char *bpe_path = tu_shared("vocab/bpe_simple_vocab_16e6.txt.gz");
+    aac_error err;
+    CHECK_OK(st_open(gold_path, &g_gold, &err), &err);
+    aac_model *m;
+    CHECK_OK(aac_model_open(clip_path, ad_path, NULL, &m, &err), &err);
+    aac_tokenizer *tok;
+    CHECK_OK(aac_tokenizer_open_bpe(bpe_path, &tok, &err), &err);
+    const aac_config *c = aac_model_config(m);
+    CHECK(c->img == 518 && aac_model_grid(m) == 37, "config");
+    /* every float32 backend on the default plugin path, the built-in one first */
+    aac_plugins *p;
+    CHECK_OK(aac_plugins_open(NULL, &p, &err), &err);
+    aac_backend_desc d;
+    for (int i = 0; aac_plugins_get(p, i, &d); i++) {
+        if (d.refused || !d.name || !(d.caps & AAC_BACKEND_CAP_F32)) continue;
+        if (aac_model_set_backend(m, p, d.name, AAC_PRECISION_F32, &err)) {
+            printf("%s not available here: %s\n", d.name, err.message);
+            continue;
+        }
+        printf("== %s\n", aac_model_backend(m));
+        check_backend(m, tok);
+    }
+    aac_plugins_free(p);
     aac_tokenizer_free(tok);
     aac_model_free(m);
     st_close(g_gold);
