@@ -201,7 +201,8 @@ aac_status aac_plugins_open(const char *search_path, aac_plugins **out, aac_erro
             ok = scan_dir(p, dir, 0);
         }
     }
-    if (ok && AACLIP_BUILD_PLUGIN_DIR[0]) ok = scan_dir(p, AACLIP_BUILD_PLUGIN_DIR, 0);
+    static const char build_dir[] = AACLIP_BUILD_PLUGIN_DIR;
+    if (ok && build_dir[0] != '\0') ok = scan_dir(p, build_dir, 0);
     if (!ok) {
         aac_plugins_free(p);
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory while searching plugins");
