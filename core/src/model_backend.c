@@ -13,6 +13,7 @@
 #include "error.h"
 #include "kernels.h"
 #include "model.h"
+#include "safetensors.h"
 
 /* Below this many flops in the MLP product of one vision block, backends differ by less than
  * the noise of a timing and the built-in reference is kept without looking. */
@@ -74,8 +75,12 @@ void model_release_backend(aac_model *m) {
     m->cx = NULL;
 }
 
-/* Prepares every slot for cx into handles[] (NULL where the backend declines). */
-static aac_status prepare_all(aac_compute *cx, const prep_slot *s, int n, void **handles, aac_error *err) {
+/* Prepares every slot for cx into handles[] (NULL where the backend declines). A weight read
+ * through its copy gives its pages in the weight file f back at once, so that the originals
+ * and the copies are never resident together (touched again, by training or another
+ * backend, they come back from the file). */
+static aac_status prepare_all(aac_compute *cx, const prep_slot *s, int n, void **handles,
+                              const st_file *f, aac_error *err) {
     memset(handles, 0, sizeof *handles * n);
     if (!cx->be->prepare_weight) return AAC_OK;
     for (int i = 0; i < n; i++) {
@@ -89,6 +94,7 @@ static aac_status prepare_all(aac_compute *cx, const prep_slot *s, int n, void *
             return aac_fail(err, st, "backend '%s': preparing a %d x %d weight: %s", cx->be->name,
                             s[i].n, s[i].k, e.message);
         }
+        if (handles[i]) st_release_pages(f, s[i].w, sizeof(float) * s[i].n * s[i].k);
     }
     return AAC_OK;
 }
@@ -207,7 +213,7 @@ aac_status aac_model_set_backend(aac_model *m, const aac_plugins *p, const char 
         return aac_fail(err, AAC_ERR_NOMEM, "out of memory");
     }
     const int ns = prep_slots(m, cx->precision, slots, cap);
-    if ((s = prepare_all(cx, slots, ns, handles, err))) {
+    if ((s = prepare_all(cx, slots, ns, handles, m->clip_file, err))) {
         free(slots), free(handles);
         aac_compute_free(cx);
         return s;
