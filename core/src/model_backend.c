@@ -99,70 +99,84 @@ static aac_status prepare_all(aac_compute *cx, const prep_slot *s, int n, void *
     return AAC_OK;
 }
 
-/* Seconds of the vision MLP product (N x 4W x W, the model's most frequent large shape) on cx,
- * best of three after a warm-up; < 0 when the backend failed. */
-static double time_candidate(aac_model *m, aac_compute *cx, aac_error *err) {
+typedef struct candidate {
+    const char *name;
+    aac_precision prec;
+    aac_compute *cx;
+    void *h;       /* its prepared copy of the timed weight */
+    double t;      /* best seconds, < 0: failed */
+    aac_error err;
+} candidate;
+
+/* Times the vision MLP product (N x 4W x W, the model's most frequent large shape) on every
+ * candidate, in turns (a warm-up round, then three rounds, best of each), so that a change in
+ * the machine's load hits them alike. */
+static void time_candidates(aac_model *m, candidate *cand, int nc) {
     const aac_config *c = &m->cfg;
     const int W = c->v_width, N = m->grid * m->grid + 1;
     const block_weights *b = &m->vblocks[0];
-    void *h = NULL;
-    if (cx->be->prepare_weight) {
-        aac_error e = {0};
-        if (cx->be->prepare_weight(cx->state, b->fc_w, 4 * W, W, N, cx->precision, &h, &e)) {
-            aac_fail(err, AAC_ERR_UNSUPPORTED, "%s", e.message);
-            return -1;
-        }
-    }
     float *A = m->ws.h, *C = m->ws.big;
     for (size_t i = 0; i < (size_t)N * W; i++) A[i] = (float)((i * 7919) % 255) / 127.0f - 1.0f;
-    double best = 1e30;
-    for (int r = 0; r < 4; r++) {
-        const double t0 = now();
-        linear(cx, b->fc_w, h, 4 * W, W, N, 1.0f, A, W, 0.0f, C, 4 * W);
-        const double t = now() - t0;
-        if (r > 0 && t < best) best = t;
+    for (int i = 0; i < nc; i++) {
+        candidate *k = &cand[i];
+        k->t = -1;
+        if (k->cx && k->cx->be->prepare_weight &&
+            k->cx->be->prepare_weight(k->cx->state, b->fc_w, 4 * W, W, N, k->prec, &k->h, &k->err)) {
+            aac_compute_free(k->cx);
+            k->cx = NULL;
+        }
+        if (k->cx) k->t = 1e30;
     }
-    if (h) cx->be->release_weight(cx->state, h);
-    if (compute_take_error(cx, err)) return -1;
-    return best;
+    for (int r = 0; r < 4; r++)
+        for (int i = 0; i < nc; i++) {
+            candidate *k = &cand[i];
+            if (!k->cx) continue;
+            const double t0 = now();
+            linear(k->cx, b->fc_w, k->h, 4 * W, W, N, 1.0f, A, W, 0.0f, C, 4 * W);
+            const double t = now() - t0;
+            if (compute_take_error(k->cx, &k->err)) k->t = -1;
+            else if (r > 0 && k->t > 0 && t < k->t) k->t = t;
+        }
+    for (int i = 0; i < nc; i++) {
+        candidate *k = &cand[i];
+        if (k->h) k->cx->be->release_weight(k->cx->state, k->h);
+        aac_compute_free(k->cx);
+        k->cx = NULL, k->h = NULL;
+    }
 }
-
-typedef struct candidate { const char *name; aac_precision prec; double t; } candidate;
 
 static aac_status choose_auto(aac_model *m, const aac_plugins *p, aac_precision precision,
                               aac_compute **out, char *note, size_t note_cap, aac_error *err) {
     /* candidates in order of preference: the reference, other f32 backends, bf16 ones (only
      * when bf16 was asked for: f32 is exact enough for it, not the other way round) */
-    candidate cand[64];
+    candidate cand[32];
     int nc = 0;
+    memset(cand, 0, sizeof cand);
     for (int pass = 0; pass < 2; pass++) {
         const aac_precision pr = pass ? AAC_PRECISION_BF16 : AAC_PRECISION_F32;
         if (pr == AAC_PRECISION_BF16 && precision != AAC_PRECISION_BF16) break;
         aac_backend_desc d;
-        for (int i = 0; aac_plugins_get(p, i, &d) && nc < 64; i++) {
+        for (int i = 0; aac_plugins_get(p, i, &d) && nc < 32; i++) {
             if (d.refused || !d.name) continue;
             if (!(d.caps & (pr == AAC_PRECISION_BF16 ? AAC_BACKEND_CAP_BF16 : AAC_BACKEND_CAP_F32))) continue;
-            cand[nc++] = (candidate){d.name, pr, -1};
+            candidate *k = &cand[nc++];
+            k->name = d.name, k->prec = pr;
+            if (aac_compute_open(p, d.name, pr, 0, &k->cx, &k->err)) k->cx = NULL;
         }
     }
+    time_candidates(m, cand, nc);
     const aac_config *c = &m->cfg;
     size_t n = (size_t)snprintf(note, note_cap, "auto, %d x %d x %d product:", m->grid * m->grid + 1,
                                 4 * c->v_width, c->v_width);
     double fastest = 1e30;
     for (int i = 0; i < nc; i++) {
-        aac_compute *cx = NULL;
-        aac_error e = {0};
-        if (aac_compute_open(p, cand[i].name, cand[i].prec, 0, &cx, &e) == AAC_OK) {
-            cand[i].t = time_candidate(m, cx, &e);
-            aac_compute_free(cx);
-        }
         if (n < note_cap) {
             if (cand[i].t > 0)
                 n += (size_t)snprintf(note + n, note_cap - n, " %s %s %.1f ms;", cand[i].name,
                                       aac_precision_name(cand[i].prec), 1e3 * cand[i].t);
             else
                 n += (size_t)snprintf(note + n, note_cap - n, " %s %s failed (%s);", cand[i].name,
-                                      aac_precision_name(cand[i].prec), e.message);
+                                      aac_precision_name(cand[i].prec), cand[i].err.message);
         }
         if (cand[i].t > 0 && cand[i].t < fastest) fastest = cand[i].t;
     }

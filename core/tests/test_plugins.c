@@ -149,6 +149,24 @@ int main(void) {
     CHECK(strstr(aac_model_backend(m), "openblas f32") && strstr(aac_model_backend(m), "auto"),
           "auto on a small model: %s", aac_model_backend(m));
 
+    /* auto on a model large enough to time: the built-in backend beats plain loops */
+    const aac_config k_wide = {.embed_dim = 32, .v_width = 256, .v_head_width = 64, .v_layers = 1,
+                               .patch = 8, .native = 64, .t_width = 32, .t_heads = 2, .t_layers = 1,
+                               .img = 248};
+    aac_model *mw;
+    aac_plugins *good;
+    snprintf(path, sizeof path, "%s/good", AACLIP_TEST_PLUGIN_DIR);
+    CHECK_OK(aac_plugins_open(path, &good, &err), &err);
+    CHECK_OK(aac_model_random(&k_wide, 9, &mw, &err), &err);
+    CHECK_OK(aac_model_set_backend(mw, good, "auto", AAC_PRECISION_F32, &err), &err);
+    const char *line = aac_model_backend(mw);
+    printf("  %s\n", line);
+    CHECK(strstr(line, "auto, 962 x 1024 x 256 product: openblas f32 ") && strstr(line, "naive f32 ") &&
+              strncmp(line, "naive", 5) != 0 && strcmp(aac_model_backend_name(mw), "naive") != 0,
+          "auto between the built-in and plain loops: %s", line);
+    aac_model_free(mw);
+    aac_plugins_free(good);
+
     /* AACLIP_PLUGIN_PATH is the default search path; a named plugin found through it */
     char env[600];
     snprintf(env, sizeof env, "%s/good", AACLIP_TEST_PLUGIN_DIR);
