@@ -14,6 +14,7 @@ int cmd_serve(int argc, char **argv);
 int cmd_pull(int argc, char **argv);
 int cmd_push(int argc, char **argv);
 int cmd_summary(int argc, char **argv);
+int cmd_plugins(int argc, char **argv);
 
 /* Options shared by every command that opens a model. */
 typedef struct model_opts {
@@ -26,6 +27,10 @@ typedef struct model_opts {
  * bad value (message printed), 0 when the option is not a model option. */
 int model_opts_parse(model_opts *o, int argc, char **argv, int *i);
 void model_opts_help(void);
+/* --backend NAME|auto and --precision f32|bf16 (part of the model options; bench uses them
+ * alone): same contract as model_opts_parse. */
+int backend_opts_parse(aac_model_params *p, int argc, char **argv, int *i);
+void backend_opts_help(void);
 /* Checks the combination (--model, or --clip [--adapters]); prints the problem and returns -1. */
 int model_opts_check(const model_opts *o, const char *cmd, int need_adapters);
 /* Opens the model (bundle or files) and its tokenizer (--tokenizer, else the bundle's, else the

@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "aaclip_backend.h"
 #include "cli.h"
 #include "cmd_ingest.h"
 #include "cmd_sample.h"
@@ -24,7 +25,10 @@ static void usage(FILE *f) {
             "  push    send a score output folder's DICOM objects to a PACS (C-STORE, once)\n"
             "  dump    run the engine on tensors from a safetensors file and write every\n"
             "          intermediate result (checks against a reference implementation)\n"
-            "  bench   time the adapted ViT inference on random weights against cblas_sgemm\n"
+            "  bench   time the adapted ViT inference on random weights against the best matrix\n"
+            "          products of each compute backend on the same shapes\n"
+            "  plugins list the compute backends (built-in and plugins), their kernels here, and\n"
+            "          why a plugin was refused\n"
             "  convert DICOM series / NIfTI volumes to NIfTI (same values and affine as dcm2niix)\n"
             "  info    list the image series in files and folders (text or --json)\n"
             "  train   train the AA-CLIP adapters (both stages) on a JSON-lines dataset\n"
@@ -54,11 +58,22 @@ int main(int argc, char **argv) {
         printf("aaclip %s\n", aac_version());
         return 0;
     }
+    /* Commands that compute: make sure OpenBLAS runs kernels that fit this CPU (this may
+     * restart the program once, with OPENBLAS_CORETYPE set) and say what was done. */
+    static const char *const k_compute[] = {"score", "dump", "bench", "train", "eval", "serve"};
+    for (size_t i = 0; i < sizeof k_compute / sizeof k_compute[0]; i++)
+        if (!strcmp(cmd, k_compute[i])) {
+            char note[512];
+            aac_blas_kernels_fix(argv, note, sizeof note);
+            if (note[0]) fprintf(stderr, "aaclip: %s\n", note);
+            break;
+        }
     if (!strcmp(cmd, "score")) return cmd_score(argc - 1, argv + 1);
     if (!strcmp(cmd, "serve")) return cmd_serve(argc - 1, argv + 1);
     if (!strcmp(cmd, "pull")) return cmd_pull(argc - 1, argv + 1);
     if (!strcmp(cmd, "push")) return cmd_push(argc - 1, argv + 1);
     if (!strcmp(cmd, "summary")) return cmd_summary(argc - 1, argv + 1);
+    if (!strcmp(cmd, "plugins")) return cmd_plugins(argc - 1, argv + 1);
     if (!strcmp(cmd, "dump")) return cmd_dump(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "model")) return cmd_model(argc - 1, argv + 1);

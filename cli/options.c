@@ -43,10 +43,38 @@ void set_threads(int n) {
     if (n > 0) omp_set_num_threads(n); /* the model splits work itself; OpenBLAS runs 1 thread */
 }
 
+int backend_opts_parse(aac_model_params *p, int argc, char **argv, int *i) {
+    const char *a = argv[*i];
+    const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
+    if (strcmp(a, "--backend") && strcmp(a, "--precision")) return 0;
+    if (!v) {
+        fprintf(stderr, "aaclip: %s needs a value\n", a);
+        return -1;
+    }
+    if (!strcmp(a, "--backend")) {
+        p->backend = v;
+    } else if (aac_precision_parse(v, &p->precision)) {
+        fprintf(stderr, "aaclip: --precision expects f32 or bf16, got '%s'\n", v);
+        return -1;
+    }
+    (*i)++;
+    return 1;
+}
+
+void backend_opts_help(void) {
+    printf("  --backend NAME|auto      compute backend: openblas (built-in, the reference), a\n"
+           "                           plugin (aaclip plugins lists them), or auto (default: the\n"
+           "                           fastest exact enough for --precision, timed on the model)\n"
+           "  --precision f32|bf16     precision of the weight products (default f32); bf16 needs\n"
+           "                           a backend with bf16 products (onednn)\n");
+}
+
 int model_opts_parse(model_opts *o, int argc, char **argv, int *i) {
     const char *a = argv[*i];
     const char *v = *i + 1 < argc ? argv[*i + 1] : NULL;
     int n;
+    const int b = backend_opts_parse(&o->params, argc, argv, i);
+    if (b) return b;
     if (!strcmp(a, "--clip") || !strcmp(a, "--adapters") || !strcmp(a, "--tokenizer") ||
         !strcmp(a, "--activation") || !strcmp(a, "--model")) {
         if (!v) {
@@ -92,6 +120,7 @@ void model_opts_help(void) {
            "  --image-size S           run size in pixels (default: metadata, else 518)\n"
            "  --activation gelu|quick_gelu  MLP activation (default: metadata, else gelu)\n"
            "  --threads N              compute threads (default: all cores)\n");
+    backend_opts_help();
 }
 
 int model_opts_check(const model_opts *o, const char *cmd, int need_adapters) {

@@ -19,6 +19,7 @@
 #include <string.h>
 
 #include "aaclip.h"
+#include "aaclip_backend.h"
 #include "aaclip_score.h"
 #include "fsutil.h"
 
@@ -348,6 +349,11 @@ int main(int argc, char **argv) {
     aac_score_params p = aac_score_default_params();
     if (parse_args(argc, argv, &o) || parse_window(o.window, &p.norm)) return 2;
     if (o.threads > 0) omp_set_num_threads(o.threads);
+    /* OpenBLAS kernels that fit this CPU (may restart this program once with OPENBLAS_CORETYPE
+     * set); said on stdout: Slicer counts anything on stderr as an error. */
+    char blas_note[512];
+    aac_blas_kernels_fix(argv, blas_note, sizeof blas_note);
+    if (blas_note[0]) printf("aaclip-slicer: %s\n", blas_note);
 
     /* No bundle given: the bundled demo model, said loudly (stderr and the report). */
     char demo[4096];

@@ -11,18 +11,8 @@
 #include "golden_ref.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "tu_run.h"
 
-/* Runs a shell command, returns its exit status and (truncated) combined output in out. */
-static int run(const char *cmd, char *out, size_t cap) {
-    char full[8192];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static void compare(st_file *out, st_file *gold, const char *name, const char *gold_name, int abs_tol,
                     double tol) {
@@ -48,12 +38,12 @@ static void compare(st_file *out, st_file *gold, const char *name, const char *g
 int main(void) {
     char out[16384], cmd[4096];
     /* usage errors do not need the golden files */
-    CHECK(run(AACLIP_EXE " dump --clip x", out, sizeof out) == 2 && strstr(out, "required"),
+    CHECK(tu_run(AACLIP_EXE " dump --clip x", out, sizeof out) == 2 && strstr(out, "required"),
           "missing options: %s", out);
-    CHECK(run(AACLIP_EXE " dump --domain space", out, sizeof out) == 2 && strstr(out, "--domain"),
+    CHECK(tu_run(AACLIP_EXE " dump --domain space", out, sizeof out) == 2 && strstr(out, "--domain"),
           "bad domain: %s", out);
-    CHECK(run(AACLIP_EXE " nonsense", out, sizeof out) == 2 && strstr(out, "nonsense"), "bad command");
-    CHECK(run(AACLIP_EXE " dump --help", out, sizeof out) == 0 && strstr(out, "map.<Domain>.sum"),
+    CHECK(tu_run(AACLIP_EXE " nonsense", out, sizeof out) == 2 && strstr(out, "nonsense"), "bad command");
+    CHECK(tu_run(AACLIP_EXE " dump --help", out, sizeof out) == 0 && strstr(out, "map.<Domain>.sum"),
           "help: %s", out);
 
     const char *gold_path = tu_golden("golden.safetensors");
@@ -79,7 +69,7 @@ int main(void) {
 
     snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s",
              clip, ad, in_raw, res);
-    int rc = run(cmd, out, sizeof out);
+    int rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0, "dump failed (%d): %s", rc, out);
     st_file *o;
     CHECK_OK(st_open(res, &o, &err), &err);
@@ -114,21 +104,46 @@ int main(void) {
              AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s --domain industrial"
                         " --threads 1",
              clip, ad, float_input, res_i);
-    rc = run(cmd, out, sizeof out);
+    rc = tu_run(cmd, out, sizeof out);
     CHECK(rc == 0, "dump (industrial) failed (%d): %s", rc, out);
     CHECK_OK(st_open(res_i, &o, &err), &err);
     CHECK(!st_find(o, "image.input"), "image.input written although it was given");
     compare(o, gold, "map.Industrial.sum", "map.Industrial.sum", 1, 1e-3);
     st_close(o);
 
+    /* through the oneDNN plugin at bf16 when it was built: --backend / --precision end to end,
+     * judged by the reduced-precision rule (1e-2 relative) */
+    char plugin[512];
+    snprintf(plugin, sizeof plugin, "%s/lib/aaclip/plugins/onednn/aaclip_onednn.so", AACLIP_BINARY_DIR);
+    if (access(plugin, F_OK) == 0) {
+        snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s --backend onednn"
+                                  " --precision bf16", clip, ad, gold_path, res_i);
+        rc = tu_run(cmd, out, sizeof out);
+        if (rc != 0 && strstr(out, "backend 'onednn' (bf16)")) { /* no bf16 matmul on this CPU */
+            printf("  onednn bf16 not available on this CPU: %s\n", out);
+        } else {
+            CHECK(rc == 0, "dump --backend onednn --precision bf16 failed (%d): %s", rc, out);
+            CHECK_OK(st_open(res_i, &o, &err), &err);
+            for (int k = 0; k < 4; k++) {
+                char n[64];
+                snprintf(n, sizeof n, "visual.seg_tokens.%d", k);
+                compare(o, gold, n, n, 0, 1e-2);
+            }
+            compare(o, gold, "map.Medical.sum", "map.Medical.sum", 0, 1e-2);
+            st_close(o);
+        }
+    } else {
+        printf("  onednn plugin not built: bf16 dump skipped\n");
+    }
+
     /* input errors: exit 1, message names the file */
     snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s/x",
              clip, ad, clip, dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "image.raw_u8") && strstr(out, clip),
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "image.raw_u8") && strstr(out, clip),
           "input without images: %s", out);
     snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s/x",
              ad, ad, in_raw, dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, ad), "adapters as clip: %s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, ad), "adapters as clip: %s", out);
     CHECK(access(res, F_OK) == 0, "output missing");
 
     st_close(gold);

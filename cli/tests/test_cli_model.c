@@ -14,20 +14,9 @@
 #include "golden_ref.h"
 #include "safetensors.h"
 #include "testutil.h"
+#include "tu_run.h"
 #include "st_testutil.h"
 
-static int run(const char *cmd, char *out, size_t cap) {
-    char full[16384];
-    snprintf(full, sizeof full, "%s 2>&1", cmd);
-    FILE *p = popen(full, "r");
-    if (!p) return -1;
-    size_t n = fread(out, 1, cap - 1, p);
-    out[n] = '\0';
-    while (fgetc(p) != EOF) {
-    }
-    int st = pclose(p);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static float *read_all(st_file *f, const char *name, int64_t *n) {
     const st_tensor *t = st_find(f, name);
@@ -106,27 +95,27 @@ int main(void) {
     static char out[65536];
     char cmd[8192];
     /* usage errors: no golden files needed */
-    CHECK(run(AACLIP_EXE " model", out, sizeof out) == 2 && strstr(out, "import"), "no subcommand: %s", out);
-    CHECK(run(AACLIP_EXE " model frob", out, sizeof out) == 2 && strstr(out, "frob"), "bad subcommand: %s", out);
-    CHECK(run(AACLIP_EXE " model import x.pt", out, sizeof out) == 2 && strstr(out, "-o BUNDLE"), "no -o: %s", out);
-    CHECK(run(AACLIP_EXE " model import x.pt -o b --epoch abc", out, sizeof out) == 2 && strstr(out, "--epoch"),
+    CHECK(tu_run(AACLIP_EXE " model", out, sizeof out) == 2 && strstr(out, "import"), "no subcommand: %s", out);
+    CHECK(tu_run(AACLIP_EXE " model frob", out, sizeof out) == 2 && strstr(out, "frob"), "bad subcommand: %s", out);
+    CHECK(tu_run(AACLIP_EXE " model import x.pt", out, sizeof out) == 2 && strstr(out, "-o BUNDLE"), "no -o: %s", out);
+    CHECK(tu_run(AACLIP_EXE " model import x.pt -o b --epoch abc", out, sizeof out) == 2 && strstr(out, "--epoch"),
           "bad epoch: %s", out);
-    CHECK(run(AACLIP_EXE " model import x.pt -o b --activation relu", out, sizeof out) == 2 &&
+    CHECK(tu_run(AACLIP_EXE " model import x.pt -o b --activation relu", out, sizeof out) == 2 &&
               strstr(out, "--activation"), "bad activation: %s", out);
-    CHECK(run(AACLIP_EXE " model import x.pt -o b --bogus", out, sizeof out) == 2 && strstr(out, "--bogus"),
+    CHECK(tu_run(AACLIP_EXE " model import x.pt -o b --bogus", out, sizeof out) == 2 && strstr(out, "--bogus"),
           "unknown option: %s", out);
-    CHECK(run(AACLIP_EXE " model info", out, sizeof out) == 2, "info without bundle: %s", out);
-    CHECK(run(AACLIP_EXE " model --help", out, sizeof out) == 0 && strstr(out, "--vision-head-width") &&
+    CHECK(tu_run(AACLIP_EXE " model info", out, sizeof out) == 2, "info without bundle: %s", out);
+    CHECK(tu_run(AACLIP_EXE " model --help", out, sizeof out) == 0 && strstr(out, "--vision-head-width") &&
               strstr(out, "--epoch"), "help: %s", out);
-    CHECK(run(AACLIP_EXE " model import --help", out, sizeof out) == 0 && strstr(out, "image_adapter_<N>.pth"),
+    CHECK(tu_run(AACLIP_EXE " model import --help", out, sizeof out) == 0 && strstr(out, "image_adapter_<N>.pth"),
           "import help: %s", out);
-    CHECK(run(AACLIP_EXE " --help", out, sizeof out) == 0 && strstr(out, "model"), "main usage: %s", out);
-    CHECK(run(AACLIP_EXE " dump --help", out, sizeof out) == 0 && strstr(out, "--model BUNDLE"), "dump help: %s", out);
-    CHECK(run(AACLIP_EXE " dump --model b --clip c --adapters a --input i --output o", out, sizeof out) == 2 &&
+    CHECK(tu_run(AACLIP_EXE " --help", out, sizeof out) == 0 && strstr(out, "model"), "main usage: %s", out);
+    CHECK(tu_run(AACLIP_EXE " dump --help", out, sizeof out) == 0 && strstr(out, "--model BUNDLE"), "dump help: %s", out);
+    CHECK(tu_run(AACLIP_EXE " dump --model b --clip c --adapters a --input i --output o", out, sizeof out) == 2 &&
               strstr(out, "excludes"), "--model with --clip: %s", out);
-    CHECK(run(AACLIP_EXE " model info /nonexistent/bundle", out, sizeof out) == 1 &&
+    CHECK(tu_run(AACLIP_EXE " model info /nonexistent/bundle", out, sizeof out) == 1 &&
               strstr(out, "/nonexistent/bundle"), "info of a missing bundle: %s", out);
-    CHECK(run(AACLIP_EXE " model import /nonexistent/x.pt -o /tmp/aac_never", out, sizeof out) == 1 &&
+    CHECK(tu_run(AACLIP_EXE " model import /nonexistent/x.pt -o /tmp/aac_never", out, sizeof out) == 1 &&
               strstr(out, "/nonexistent/x.pt"), "missing source: %s", out);
     if (tu_failures) return tu_finish("test_cli_model");
 
@@ -193,13 +182,13 @@ int main(void) {
         snprintf(bundle, sizeof bundle, "%s/%s", dir, cases[i].name);
         snprintf(res[i], sizeof res[i], "%s/%s.out.safetensors", dir, cases[i].name);
         snprintf(cmd, sizeof cmd, AACLIP_EXE " model import %s -o %s %s", cases[i].srcs, bundle, cases[i].opts);
-        int rc = run(cmd, out, sizeof out);
+        int rc = tu_run(cmd, out, sizeof out);
         CHECK(rc == 0 && strstr(out, "3 heads of 16") && strstr(out, "activation  gelu"), "import %s (%d): %s",
               cases[i].name, rc, out);
         snprintf(cmd, sizeof cmd, AACLIP_EXE " model info %s", bundle);
-        CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "levels 6 12 18 24"), "info %s: %s", cases[i].name, out);
+        CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "levels 6 12 18 24"), "info %s: %s", cases[i].name, out);
         snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --model %s --input %s --output %s", bundle, gold_path, res[i]);
-        rc = run(cmd, out, sizeof out);
+        rc = tu_run(cmd, out, sizeof out);
         CHECK(rc == 0, "dump --model %s (%d): %s", cases[i].name, rc, out);
         if (rc) continue;
         if (cases[i].half == 0) check_golden(cases[i].name, res[i], gold);
@@ -208,27 +197,27 @@ int main(void) {
 
     /* info --json is model.json; the bundle's HF tokenizer was copied */
     snprintf(cmd, sizeof cmd, AACLIP_EXE " model info --json %s/hf-folder", dir);
-    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "\"format\": \"aaclip-model-bundle\"") &&
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "\"format\": \"aaclip-model-bundle\"") &&
               strstr(out, "\"merges\": \"merges.txt\""), "info --json: %.400s", out);
     /* an existing bundle needs --force */
     snprintf(cmd, sizeof cmd, AACLIP_EXE " model import %s -o %s/hf-folder", srcs[1], dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "--force"), "overwrite without --force: %s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "--force"), "overwrite without --force: %s", out);
     snprintf(cmd, sizeof cmd, AACLIP_EXE " model import %s -o %s/hf-folder --force --tokenizer %s/vocab.json",
              g_ad, dir, g_hf);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "no CLIP backbone"), "adapters only: %s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "no CLIP backbone"), "adapters only: %s", out);
     snprintf(cmd, sizeof cmd, AACLIP_EXE " model import %s -o %s/hf-folder --force", srcs[1], dir);
-    CHECK(run(cmd, out, sizeof out) == 0, "--force: %s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 0, "--force: %s", out);
     /* the .pt sources do not state the heads: the message says what to give */
     snprintf(cmd, sizeof cmd, AACLIP_EXE " model import %s -o %s/ts2", srcs[3], dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "--vision-head-width") &&
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "--vision-head-width") &&
               strstr(out, "clip_torchscript_fp16.pt"), "heads not stated: %s", out);
     /* a plain CLIP bundle cannot run dump */
     snprintf(cmd, sizeof cmd, AACLIP_EXE " model import %s -o %s/plain", g_hf, dir);
-    CHECK(run(cmd, out, sizeof out) == 0 && strstr(out, "activation  quick_gelu") && strstr(out, "none (plain CLIP)"),
+    CHECK(tu_run(cmd, out, sizeof out) == 0 && strstr(out, "activation  quick_gelu") && strstr(out, "none (plain CLIP)"),
           "plain HF: %s", out);
     snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --model %s/plain --input %s --output %s/x.safetensors", dir,
              gold_path, dir);
-    CHECK(run(cmd, out, sizeof out) == 1 && strstr(out, "no AA-CLIP adapters"), "plain dump: %s", out);
+    CHECK(tu_run(cmd, out, sizeof out) == 1 && strstr(out, "no AA-CLIP adapters"), "plain dump: %s", out);
 
     st_close(gold);
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);

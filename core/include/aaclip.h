@@ -123,12 +123,27 @@ typedef struct aac_config {
     int relu;                 /* LeakyReLU after seg/det projections (off in published runs) */
 } aac_config;
 
+/* Precision of the weight products. bf16: the vision tower's attention out-projection and MLP
+ * products take bfloat16 weights and activations (float32 accumulation); the q/k/v projection,
+ * attention, patch embedding, text tower, norms and maps stay float32. Needs a backend with
+ * bf16 products (the built-in one has none). */
+typedef enum aac_precision { AAC_PRECISION_F32 = 0, AAC_PRECISION_BF16 = 1 } aac_precision;
+
+/* Compute-backend plugins found on disk (aaclip_backend.h). */
+typedef struct aac_plugins aac_plugins;
+
 typedef struct aac_model_params {
     int vision_head_width; /* override, 0 = metadata or 64 */
     int text_heads;        /* override, 0 = metadata or t_width/64 */
     int image_size;        /* run size override, 0 = metadata or 518 */
     aac_activation activation;
     int n_threads;         /* 0 = library default */
+    /* Compute backend: NULL or "auto" = the fastest backend exact enough for `precision`,
+     * measured on the model's own product shapes (models too small for the choice to matter
+     * keep the built-in one); "openblas" = the built-in reference; else a plugin's name. */
+    const char *backend;
+    aac_precision precision;    /* AAC_PRECISION_F32 by default */
+    const aac_plugins *plugins; /* where plugins come from; NULL: the default search path */
 } aac_model_params;
 
 aac_model_params aac_model_default_params(void);
@@ -149,6 +164,20 @@ void aac_model_free(aac_model *m);
 const aac_config *aac_model_config(const aac_model *m);
 int aac_model_has_adapters(const aac_model *m);
 int aac_model_grid(const aac_model *m); /* G = S / P */
+
+/* Switches the model's compute backend (name and precision as in aac_model_params; p NULL: the
+ * default plugin search path). Weights are prepared for the new backend; on failure the model
+ * keeps the backend it had. */
+aac_status aac_model_set_backend(aac_model *m, const aac_plugins *p, const char *backend,
+                                 aac_precision precision, aac_error *err);
+/* The backend in use, one line: name, precision, kernels, and how `auto` chose it. */
+const char *aac_model_backend(const aac_model *m);
+/* Its name ("openblas", a plugin's) and precision. */
+const char *aac_model_backend_name(const aac_model *m);
+aac_precision aac_model_precision(const aac_model *m);
+/* "f32" or "bf16"; aac_precision_parse returns -1 for anything else. */
+const char *aac_precision_name(aac_precision p);
+int aac_precision_parse(const char *s, aac_precision *out);
 
 /* Position embedding after resizing to the run grid: out [(G*G+1) * W_v]. */
 aac_status aac_model_pos_embed(const aac_model *m, const float **out, aac_error *err);

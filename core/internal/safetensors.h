@@ -41,6 +41,10 @@ const st_tensor *st_at(const st_file *f, size_t i);
 const st_tensor *st_find(const st_file *f, const char *name); /* NULL if absent */
 /* String value of __metadata__[key], NULL if absent. */
 const char *st_metadata(const st_file *f, const char *key);
+/* Gives the pages wholly inside [p, p + bytes) back to the OS when they belong to f's mapping
+ * (a tensor used through a copy made elsewhere); touching them again reads them from the file.
+ * Does nothing for memory outside the mapping. */
+void st_release_pages(const st_file *f, const void *p, size_t bytes);
 
 /* Tensor `name` as float32, converted from F32/F16/BF16/F64. If shape != NULL the tensor must
  * have exactly that shape (ndim dims). *out points into the mapping when the stored data is

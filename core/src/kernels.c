@@ -8,57 +8,10 @@
 #define AAC_SIMD_CLONES
 #endif
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <string.h>
-
-/* aaclip runs OpenBLAS single-threaded and splits each product by rows over its own OpenMP
- * threads: one thread pool, no spinning BLAS workers fighting the elementwise kernels for
- * cores, and every output row computed by the same kernel call shape whatever the thread
- * count (OpenBLAS blocks over K identically for any M), so results do not depend on it. */
-static void gemm_rows(CBLAS_TRANSPOSE ta, CBLAS_TRANSPOSE tb, int M, int N, int K, float alpha,
-                      const float *A, int lda, const float *B, int ldb, float beta, float *C, int ldc) {
-    const int nt = omp_in_parallel() ? 1 : omp_get_max_threads();
-    if (nt <= 1 || M < 64 || (double)M * N * K < 1e6) {
-        cblas_sgemm(CblasRowMajor, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-        return;
-    }
-    /* chunks of whole 16-row panels so every thread runs full microkernel tiles */
-    const int panels = (M + 15) / 16;
-#pragma omp parallel num_threads(nt)
-    {
-        const int t = omp_get_thread_num(), n = omp_get_num_threads();
-        const int p0 = panels * t / n, p1 = panels * (t + 1) / n;
-        const int r0 = p0 * 16, r1 = p1 * 16 < M ? p1 * 16 : M;
-        /* row r of C is row r of A, or column r of A when A is transposed */
-        const float *Ar = ta == CblasTrans ? A + r0 : A + (size_t)r0 * lda;
-        if (r1 > r0)
-            cblas_sgemm(CblasRowMajor, ta, tb, r1 - r0, N, K, alpha, Ar, lda, B, ldb, beta,
-                        C + (size_t)r0 * ldc, ldc);
-    }
-}
-
-void gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc) {
-    gemm_rows(CblasNoTrans, CblasTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc) {
-    gemm_rows(CblasNoTrans, CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void gemm_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc) {
-    gemm_rows(CblasTrans, CblasNoTrans, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-}
-
-void compute_threads_init(int n) {
-    openblas_set_num_threads(1);
-    if (n > 0) omp_set_num_threads(n);
-}
 
 void add_bias(float *x, const float *bias, int rows, int n) {
 #pragma omp parallel for schedule(static) if (rows * n > 65536)

@@ -1,24 +1,21 @@
 /* kernels.h - the numerical building blocks of the towers (internal).
  * Shapes are row-major; "rows x cols" is written above each kernel. Matrix products go
- * through cblas_sgemm only (gemm_nt); everything else is a plain loop the compiler vectorises. */
+ * through the selected backend (compute.h); everything else is a plain loop the compiler
+ * vectorises. */
 #ifndef AAC_KERNELS_H
 #define AAC_KERNELS_H
 #include <stddef.h>
 
-/* C[M x N] = alpha * A[M x K] @ B[N x K]^T + beta * C (lda/ldb/ldc: row strides).
- * The weight layout of PyTorch's Linear ([out, in]) is exactly B here. */
-void gemm_nt(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc);
-/* C[M x N] = alpha * A[M x K] @ B[K x N] + beta * C. */
-void gemm_nn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc);
+#include "compute.h"
 
-/* C[M x N] = alpha * A[K x M]^T @ B[K x N] + beta * C (weight gradients). */
-void gemm_tn(int M, int N, int K, float alpha, const float *A, int lda, const float *B, int ldb,
-             float beta, float *C, int ldc);
-/* Makes OpenBLAS single-threaded and sets the OpenMP thread count (n <= 0: leave it).
- * Called once by the model constructors; the products are split by aaclip itself. */
-void compute_threads_init(int n);
+/* Multi-head attention by blocks of query rows (attention.c): out [n x heads*hw] (row stride
+ * ldo), head h in columns h*hw.., = softmax(scale q k^T [+ causal mask]) v per head, where head
+ * h of q, k, v [n x ...] (common row stride ld) starts at column h*hw. tiles: `slots` tiles of
+ * attention_block_rows(n) x n floats (one per thread). */
+int attention_block_rows(int n);
+void attention_forward(aac_compute *cx, const float *q, const float *k, const float *v, int ld,
+                       float *out, int ldo, int n, int heads, int hw, int causal, float scale,
+                       float *tiles, int slots);
 /* x[rows x n] += bias[n] (row broadcast). */
 void add_bias(float *x, const float *bias, int rows, int n);
 /* y[rows x n] = LayerNorm(x) * w + b, eps 1e-5 (y may equal x). */

@@ -7,13 +7,14 @@
 
 #include "kernels.h"
 
-void linear_backward_input(int M, int N, int K, const float *dy, const float *W, float *dx,
-                           float beta) {
-    gemm_nn(M, K, N, 1.0f, dy, N, W, K, beta, dx, K);
+void linear_backward_input(aac_compute *cx, int M, int N, int K, const float *dy, const float *W,
+                           float *dx, float beta) {
+    gemm_nn(cx, M, K, N, 1.0f, dy, N, W, K, beta, dx, K);
 }
 
-void linear_backward_weight(int M, int N, int K, const float *dy, const float *x, float *dW) {
-    gemm_tn(N, K, M, 1.0f, dy, N, x, K, 1.0f, dW, K);
+void linear_backward_weight(aac_compute *cx, int M, int N, int K, const float *dy, const float *x,
+                            float *dW) {
+    gemm_tn(cx, N, K, M, 1.0f, dy, N, x, K, 1.0f, dW, K);
 }
 
 void leaky_relu_backward(const float *x_pre, float *d, size_t n, float slope) {
@@ -83,23 +84,36 @@ void softmax_backward_rows(const float *P, float *dP, int rows, int n, int ld) {
     }
 }
 
-void attention_head_backward(int n, int hw, float scale, int causal, const float *q,
-                             const float *k, const float *v, int ldq, const float *dO, int ldo,
-                             float *dq, float *dk, float *dv, int ldd, float *P, float *dP) {
-    gemm_nt(n, n, hw, scale, q, ldq, k, ldq, 0.0f, P, n);
-    softmax_rows(P, n, n, n, causal ? 0 : -1);
-    gemm_nt(n, n, hw, 1.0f, dO, ldo, v, ldq, 0.0f, dP, n); /* dP = dO v^T */
-    gemm_tn(n, hw, n, 1.0f, P, n, dO, ldo, 0.0f, dv, ldd); /* dv = P^T dO */
-    softmax_backward_rows(P, dP, n, n, n);                  /* dS */
-    gemm_nn(n, hw, n, scale, dP, n, k, ldq, 0.0f, dq, ldd); /* dq = scale dS k */
-    gemm_tn(n, hw, n, scale, dP, n, q, ldq, 0.0f, dk, ldd); /* dk = scale dS^T q */
+void attention_head_backward(aac_compute *cx, int n, int hw, float scale, int causal,
+                             const float *q, const float *k, const float *v, int ldq,
+                             const float *dO, int ldo, float *dq, float *dk, float *dv, int ldd,
+                             float *P, float *dP) {
+    /* by blocks of query rows b (tiles P_b, dP_b of rows x keys): dv and dk sum the blocks'
+     * contributions in block order */
+    const int rows = attention_block_rows(n);
+    for (int r0 = 0; r0 < n; r0 += rows) {
+        const int m = n - r0 < rows ? n - r0 : rows, keys = causal ? r0 + m : n;
+        const float *qb = q + (size_t)r0 * ldq, *dOb = dO + (size_t)r0 * ldo;
+        const float first = r0 == 0 ? 0.0f : 1.0f;
+        if (causal && r0 > 0) { /* keys this block does not reach got nothing yet: zero them */
+            for (int j = r0; j < r0 + m && j < n; j++)
+                for (int d = 0; d < hw; d++) dv[(size_t)j * ldd + d] = dk[(size_t)j * ldd + d] = 0.0f;
+        }
+        gemm_nt(cx, m, keys, hw, scale, qb, ldq, k, ldq, 0.0f, P, keys);
+        softmax_rows(P, m, keys, keys, causal ? r0 : -1);
+        gemm_nt(cx, m, keys, hw, 1.0f, dOb, ldo, v, ldq, 0.0f, dP, keys);   /* dP_b = dO_b v^T */
+        gemm_tn(cx, keys, hw, m, 1.0f, P, keys, dOb, ldo, first, dv, ldd);  /* dv += P_b^T dO_b */
+        softmax_backward_rows(P, dP, m, keys, keys);                         /* dS_b */
+        gemm_nn(cx, m, hw, keys, scale, dP, keys, k, ldq, 0.0f, dq + (size_t)r0 * ldd, ldd); /* dq_b */
+        gemm_tn(cx, keys, hw, m, scale, dP, keys, qb, ldq, first, dk, ldd); /* dk += scale dS_b^T q_b */
+    }
 }
 
-void adapter_mix_backward(const float *x, int n, int width, const float *A, float weight,
+void adapter_mix_backward(aac_compute *cx, const float *x, int n, int width, const float *A, float weight,
                           const float *dout, float *dx, float *dA, float *scratch) {
     const int W = width;
     float *pre = scratch, *da = scratch + (size_t)n * W;
-    gemm_nt(n, W, W, 1.0f, x, W, A, W, 0.0f, pre, W);
+    gemm_nt(cx, n, W, W, 1.0f, x, W, A, W, 0.0f, pre, W);
 #pragma omp parallel for schedule(static) if ((size_t)n * W > 65536)
     for (int r = 0; r < n; r++) {
         const float *xr = x + (size_t)r * W, *pr = pre + (size_t)r * W, *g = dout + (size_t)r * W;
@@ -129,8 +143,8 @@ void adapter_mix_backward(const float *x, int n, int width, const float *A, floa
             dxr[j] = (float)((1.0 - weight) * g[j] + cx * xr[j]);
         }
     }
-    gemm_tn(W, W, n, 1.0f, da, W, x, W, 1.0f, dA, W); /* dA += da_pre^T x */
-    gemm_nn(n, W, W, 1.0f, da, W, A, W, 1.0f, dx, W); /* dx += da_pre A */
+    gemm_tn(cx, W, W, n, 1.0f, da, W, x, W, 1.0f, dA, W); /* dA += da_pre^T x */
+    gemm_nn(cx, n, W, W, 1.0f, da, W, A, W, 1.0f, dx, W); /* dx += da_pre A */
 }
 
 void l2_normalize_backward(const float *x, const float *dy, float *dx, int rows, int n) {
@@ -159,10 +173,10 @@ void token_mean_backward(const float *dmean, float *dx, int rows, int n, int acc
     }
 }
 
-void similarity_backward(const float *F, const float *T, const float *ds, int Np, int E,
+void similarity_backward(aac_compute *cx, const float *F, const float *T, const float *ds, int Np, int E,
                          float alpha, float *dF, float *dT, int accumulate) {
-    if (dF) gemm_nt(Np, E, 2, alpha, ds, 2, T, 2, accumulate ? 1.0f : 0.0f, dF, E);
-    if (dT) gemm_tn(E, 2, Np, alpha, F, E, ds, 2, 1.0f, dT, 2);
+    if (dF) gemm_nt(cx, Np, E, 2, alpha, ds, 2, T, 2, accumulate ? 1.0f : 0.0f, dF, E);
+    if (dT) gemm_tn(cx, E, 2, Np, alpha, F, E, ds, 2, 1.0f, dT, 2);
 }
 
 /* Source index and weights of output index o (PyTorch's align_corners=True arithmetic). */

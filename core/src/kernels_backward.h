@@ -1,6 +1,7 @@
 /* kernels_backward.h - gradients of the operations between the AA-CLIP adapters and the losses
  * (internal). Conventions follow kernels.h: row-major, "rows x cols" above each kernel,
- * PyTorch weight layout [out, in], products through cblas_sgemm only. Unless stated otherwise
+ * PyTorch weight layout [out, in], products through the backend (compute.h; NULL: the built-in
+ * one). Unless stated otherwise
  * a kernel writes (not accumulates) its input gradient; weight gradients are accumulated
  * (+=) so several images or tokens add into one buffer. Frozen weights get no gradient.
  *
@@ -10,13 +11,16 @@
 #define AAC_KERNELS_BACKWARD_H
 #include <stddef.h>
 
+#include "compute.h"
+
 
 /* ---- linear layer without bias: y[M x N] = x[M x K] @ W[N x K]^T ---- */
 /* dx[M x K] = dy @ W (beta = 0) or dx += dy @ W (beta = 1). */
-void linear_backward_input(int M, int N, int K, const float *dy, const float *W, float *dx,
-                           float beta);
+void linear_backward_input(aac_compute *cx, int M, int N, int K, const float *dy, const float *W,
+                           float *dx, float beta);
 /* dW[N x K] += dy^T @ x. */
-void linear_backward_weight(int M, int N, int K, const float *dy, const float *x, float *dW);
+void linear_backward_weight(aac_compute *cx, int M, int N, int K, const float *dy, const float *x,
+                            float *dW);
 
 /* d[n] *= (x_pre > 0 ? 1 : slope): LeakyReLU (torch's backward: the slope at 0). */
 void leaky_relu_backward(const float *x_pre, float *d, size_t n, float slope);
@@ -34,15 +38,17 @@ void softmax_backward_rows(const float *P, float *dP, int rows, int n, int ld);
 
 /* One attention head: o = softmax(scale q k^T [+ causal mask]) v with q, k, v, o [n x hw] at
  * row strides ldq (q, k, v share it) and ldo. From dO it writes dq, dk, dv (row stride ldd).
- * P, dP: [n x n] scratch (P is recomputed). Single-threaded products. */
-void attention_head_backward(int n, int hw, float scale, int causal, const float *q,
-                             const float *k, const float *v, int ldq, const float *dO, int ldo,
-                             float *dq, float *dk, float *dv, int ldd, float *P, float *dP);
+ * P, dP: attention_block_rows(n) x n scratch each (the probabilities are recomputed by blocks
+ * of query rows). */
+void attention_head_backward(aac_compute *cx, int n, int hw, float scale, int causal,
+                             const float *q, const float *k, const float *v, int ldq,
+                             const float *dO, int ldo, float *dq, float *dk, float *dv, int ldd,
+                             float *P, float *dP);
 
 /* AA-CLIP residual adapter mixing out = w * a * |x|/|a| + (1-w) x, a = LeakyReLU(x A^T)
  * (slope 0.01) on x [n x W]: dx = dL/dx from dout, dA [W x W] += dL/dA. scratch: 2 n W
  * floats. dx may alias dout. */
-void adapter_mix_backward(const float *x, int n, int width, const float *A, float weight,
+void adapter_mix_backward(aac_compute *cx, const float *x, int n, int width, const float *A, float weight,
                           const float *dout, float *dx, float *dA, float *scratch);
 
 /* torch F.normalize(x, dim=-1) (eps 1e-12) on rows x n: y = x / max(|x|, eps);
@@ -54,7 +60,7 @@ void token_mean_backward(const float *dmean, float *dx, int rows, int n, int acc
 
 /* Similarity s[Np x 2] = alpha * F[Np x E] @ T[E x 2]: dF = alpha ds T^T (= or += when
  * accumulate; dF may be NULL) and dT += alpha F^T ds (dT may be NULL). */
-void similarity_backward(const float *F, const float *T, const float *ds, int Np, int E,
+void similarity_backward(aac_compute *cx, const float *F, const float *T, const float *ds, int Np, int E,
                          float alpha, float *dF, float *dT, int accumulate);
 
 /* Bilinear resize img [G x G] -> out [S x S] with align_corners=True (PyTorch arithmetic:

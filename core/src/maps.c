@@ -68,12 +68,14 @@ aac_status aac_anomaly_maps(aac_model *m, const aac_vision_out *v, const float *
     float *sim = m->ws.tmp, *grid = sim + 2 * (size_t)Np, *tmp = grid + Np;
     for (int k = 0; k < c->n_levels; k++) {
         if (!v->seg_tokens[k]) return aac_fail(err, AAC_ERR_ARG, "level %d features are missing", k);
-        gemm_nn(Np, 2, E, 100.0f, v->seg_tokens[k], E, T, 2, 0.0f, sim, 2);
+        gemm_nn(m->cx, Np, 2, E, 100.0f, v->seg_tokens[k], E, T, 2, 0.0f, sim, 2);
         for (int t = 0; t < Np; t++) grid[t] = (sim[2 * t + 1] + 1.0f - sim[2 * t]) / 2.0f;
         gaussian_blur(grid, G, r, sigma, tmp);
         if (level_maps && level_maps[k]) bilinear_up(grid, G, S, level_maps[k], 0);
         if (sum) bilinear_up(grid, G, S, sum, k > 0);
     }
+    aac_status s = compute_take_error(m->cx, err);
+    if (s) return s;
     if (score_det) {
         if (!v->det_token) return aac_fail(err, AAC_ERR_ARG, "detection vector is missing");
         float p = 0;

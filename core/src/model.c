@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "aaclip_backend.h"
 #include "error.h"
 #include "kernels.h"
 #include "model.h"
@@ -333,9 +334,11 @@ static aac_status prepare(aac_model *m, aac_error *err) {
         !(m->ws.tmp = alloc_owned(m, xw, err)) || !(m->ws.qkv = alloc_owned(m, 3 * xw, err)) ||
         !(m->ws.big = alloc_owned(m, big, err)))
         return AAC_ERR_NOMEM;
-    const size_t Nmax = N > Nt ? N : Nt;
+    /* one attention score tile per thread, for the longer of the two towers' tiles */
+    const size_t tv = (size_t)attention_block_rows((int)N) * N;
+    const size_t tt = (size_t)attention_block_rows((int)Nt) * Nt;
     m->ws.score_slots = omp_get_max_threads();
-    if (!(m->ws.scores = alloc_owned(m, (size_t)m->ws.score_slots * Nmax * Nmax, err)))
+    if (!(m->ws.scores = alloc_owned(m, (size_t)m->ws.score_slots * (tv > tt ? tv : tt), err)))
         return AAC_ERR_NOMEM;
     m->ws.big_len = big;
     return AAC_OK;
@@ -372,6 +375,7 @@ aac_status aac_model_open(const char *clip_path, const char *adapters_path,
     if ((s = bind_backbone(m, m->clip_file, err))) goto fail;
     if (m->adapter_file && (s = bind_adapters(m, m->adapter_file, err))) goto fail;
     if ((s = finish_pos_embed(m, err))) goto fail;
+    if ((s = aac_model_set_backend(m, p.plugins, p.backend, p.precision, err))) goto fail;
     *out = m;
     return AAC_OK;
 fail:
@@ -381,6 +385,7 @@ fail:
 
 void aac_model_free(aac_model *m) {
     if (!m) return;
+    model_release_backend(m);
     for (size_t i = 0; i < m->n_owned; i++) free(m->owned[i]);
     free(m->owned);
     free(m->vblocks);
@@ -491,6 +496,8 @@ aac_status aac_model_random(const aac_config *cfg, uint64_t seed, aac_model **ou
     if (!(m->det_proj = rand_tensor(m, &r, (size_t)E * W, xe, err))) goto fail;
     m->has_adapters = 1;
     if ((s = finish_pos_embed(m, err))) goto fail;
+    /* random models start on the reference backend; aac_model_set_backend switches */
+    if ((s = aac_model_set_backend(m, NULL, AAC_BACKEND_BUILTIN, AAC_PRECISION_F32, err))) goto fail;
     *out = m;
     return AAC_OK;
 fail:

@@ -2,6 +2,7 @@
 #ifndef AAC_MODEL_H
 #define AAC_MODEL_H
 #include "aaclip.h"
+#include "compute.h"
 #include "safetensors.h"
 
 #define AAC_MAX_ADAPT 32
@@ -14,6 +15,8 @@ typedef struct block_weights {
     const float *ln2_w, *ln2_b;
     const float *fc_w, *fc_b;   /* [4W, W], [4W] */
     const float *pj_w, *pj_b;   /* [W, 4W], [W] */
+    /* the backend's prepared copies of in_w, out_w, fc_w, pj_w (NULL: not prepared) */
+    void *in_p, *out_p, *fc_p, *pj_p;
 } block_weights;
 
 /* Scratch memory for one tower pass, sized at load for the larger tower and reused. */
@@ -21,9 +24,10 @@ typedef struct workspace {
     float *x;      /* [N x W] residual stream */
     float *h;      /* [N x W] normed input / attention output */
     float *qkv;    /* [N x 3W] */
-    float *big;    /* [max(N x 4W, N x N, Np x 3PP)] MLP hidden, attention scores, im2col */
+    float *big;    /* [max(N x 4W, Np x 3PP)] MLP hidden, im2col */
     float *tmp;    /* [N x W] adapter output, projections */
-    float *scores; /* [score_slots x N x N] attention scores, one slice per thread */
+    float *scores; /* [score_slots x attention_block_rows(N) x N] attention score tiles, one
+                      per thread */
     int score_slots;
     size_t big_len;
 } workspace;
@@ -63,6 +67,11 @@ struct aac_model {
 
     workspace ws;
 
+    /* compute backend (never NULL once the model is built) and how it was chosen */
+    aac_compute *cx;
+    void *conv1_p;        /* prepared patch-embedding weight [W x 3PP] */
+    char backend_line[768];
+
     /* Debug tap (tests, reference comparisons): called with the residual stream of image
      * passes after each step ("visual.embed", "visual.ln_pre", "visual.blockNN.out",
      * "visual.blockNN.adapted"), rows x cols floats. NULL when unused. */
@@ -77,10 +86,14 @@ struct aac_model {
 aac_status prompt_ids(const aac_tokenizer *tok, const char *description, int j,
                       int32_t ids[AAC_CONTEXT_LENGTH], aac_error *err);
 
+/* Releases the prepared weights and the compute backend (model_backend.c). */
+void model_release_backend(aac_model *m);
+
 /* Runs one residual block on x [n x W] in place (ws supplies scratch). causal: text mask. */
 void block_forward(const aac_model *m, const block_weights *bw, float *x, int n, int width,
                    int heads, int causal, workspace *ws);
 /* AA-CLIP residual adapter mixing on x [n x W] in place: x = w * a * |x|/|a| + (1-w) * x,
  * a = LeakyReLU(x @ A^T). tmp [n x W] scratch. */
-void adapter_mix(float *x, int n, int width, const float *A, float weight, float *tmp);
+void adapter_mix(aac_compute *cx, float *x, int n, int width, const float *A, float weight,
+                 float *tmp);
 #endif

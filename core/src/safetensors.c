@@ -3,6 +3,7 @@
  * Layout: u64 little-endian header length N, N bytes of JSON, then the data area. Every
  * data_offsets pair is relative to the start of the data area. */
 #define _POSIX_C_SOURCE 200809L
+#define _DEFAULT_SOURCE /* madvise */
 #include "safetensors.h"
 
 #include <errno.h>
@@ -342,6 +343,15 @@ aac_status st_open(const char *path, st_file **out, aac_error *err) {
 fail:
     st_close(f);
     return st;
+}
+
+void st_release_pages(const st_file *f, const void *p, size_t bytes) {
+    if (!f || !f->map) return;
+    const uintptr_t lo = (uintptr_t)f->map, hi = lo + f->map_len, a = (uintptr_t)p;
+    if (a < lo || a + bytes > hi) return;
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    const uintptr_t first = (a + page - 1) & ~(page - 1), last = (a + bytes) & ~(page - 1);
+    if (last > first) madvise((void *)first, last - first, MADV_DONTNEED);
 }
 
 void st_close(st_file *f) {

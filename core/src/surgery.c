@@ -17,13 +17,6 @@
 #include "kernels.h"
 #include "train_internal.h"
 
-/* V-V attention of one head over n rows of v (row stride ld) into o (same stride). */
-static void vv_head(const float *v, float *o, int n, int hw, int ld, float scale, float *sc) {
-    gemm_nt(n, n, hw, scale, v, ld, v, ld, 0.0f, sc, n);
-    softmax_rows(sc, n, n, n, -1);
-    gemm_nn(n, hw, n, 1.0f, sc, n, v, ld, 0.0f, o, ld);
-}
-
 /* One V-V block on the gB residual streams xs[j] [N x W] (each updated in place). v, o:
  * gB x N x W scratch. */
 static void vv_block(aac_model *m, const block_weights *bw, float *const *xs, int gB,
@@ -35,19 +28,14 @@ static void vv_block(aac_model *m, const block_weights *bw, float *const *xs, in
     for (int j = 0; j < gB; j++) {
         /* v = LN1(x) Wv^T + bv (rows 2W..3W of in_proj); q and k are not used */
         layernorm(xs[j], ws->h, bw->ln1_w, bw->ln1_b, N, W, W, W);
-        gemm_nt(N, W, W, 1.0f, ws->h, W, bw->in_w + 2 * (size_t)W * W, W, 0.0f, v + j * nw, W);
+        gemm_nt(m->cx, N, W, W, 1.0f, ws->h, W, bw->in_w + 2 * (size_t)W * W, W, 0.0f, v + j * nw, W);
         bias_act(v + j * nw, bw->in_b + 2 * W, N, W, 0);
     }
     if (!batch_attention) {
-        for (int j = 0; j < gB; j++) {
-            int nt = omp_get_max_threads();
-            nt = nt < ws->score_slots ? nt : ws->score_slots;
-            nt = nt < heads ? nt : heads;
-#pragma omp parallel for schedule(static) num_threads(nt)
-            for (int hd = 0; hd < heads; hd++)
-                vv_head(v + j * nw + hd * hw, o + j * nw + hd * hw, N, hw, W, scale,
-                        ws->scores + (size_t)omp_get_thread_num() * N * N);
-        }
+        /* softmax(v v^T / sqrt(hw)) v per head */
+        for (int j = 0; j < gB; j++)
+            attention_forward(m->cx, v + j * nw, v + j * nw, v + j * nw, W, o + j * nw, W, N, heads,
+                              hw, 0, scale, ws->scores, ws->score_slots);
     } else {
         /* at each token position and head: a gB x gB attention among the images */
 #pragma omp parallel for schedule(static) if ((size_t)N * gB * gB * W > 65536)
@@ -80,12 +68,12 @@ static void vv_block(aac_model *m, const block_weights *bw, float *const *xs, in
     const int act = m->cfg.activation == AAC_ACT_QUICK_GELU ? 2 : 1;
     for (int j = 0; j < gB; j++) {
         float *x = xs[j];
-        gemm_nt(N, W, W, 1.0f, o + j * nw, W, bw->out_w, W, 1.0f, x, W);
+        linear(m->cx, bw->out_w, bw->out_p, W, W, N, 1.0f, o + j * nw, W, 1.0f, x, W);
         bias_act(x, bw->out_b, N, W, 0);
         layernorm(x, ws->h, bw->ln2_w, bw->ln2_b, N, W, W, W);
-        gemm_nt(N, 4 * W, W, 1.0f, ws->h, W, bw->fc_w, W, 0.0f, ws->big, 4 * W);
+        linear(m->cx, bw->fc_w, bw->fc_p, 4 * W, W, N, 1.0f, ws->h, W, 0.0f, ws->big, 4 * W);
         bias_act(ws->big, bw->fc_b, N, 4 * W, act);
-        gemm_nt(N, W, 4 * W, 1.0f, ws->big, 4 * W, bw->pj_w, 4 * W, 1.0f, x, W);
+        linear(m->cx, bw->pj_w, bw->pj_p, W, 4 * W, N, 1.0f, ws->big, 4 * W, 1.0f, x, W);
         bias_act(x, bw->pj_b, N, W, 0);
     }
 }
@@ -128,7 +116,7 @@ aac_status surgery_features(aac_model *m, const float *images, int B, int batch_
                 for (int j = 0; j < gB; j++) {
                     float *f = feats[k] + (size_t)(g0 + j) * Np * E;
                     layernorm(xs[j] + W, lnout, m->ln_post_w, m->ln_post_b, Np, W, W, W);
-                    gemm_nn(Np, E, W, 1.0f, lnout, W, m->v_proj, E, 0.0f, f, E);
+                    gemm_nn(m->cx, Np, E, W, 1.0f, lnout, W, m->v_proj, E, 0.0f, f, E);
                     l2_normalize_rows(f, Np, E);
                     if (cls)
                         for (int r = 0; r < Np; r++)
@@ -139,7 +127,7 @@ aac_status surgery_features(aac_model *m, const float *images, int B, int batch_
     }
     free(mem);
     free(xs);
-    return AAC_OK;
+    return compute_take_error(m->cx, err);
 }
 
 aac_status aac_surgery_features(aac_model *m, const float *images, int n,

@@ -24,6 +24,7 @@ aac_status aac_encode_text(aac_model *m, const int32_t ids[AAC_CONTEXT_LENGTH], 
     }
     const int n = eot + 1;
     workspace *ws = &m->ws;
+    compute_take_error(m->cx, NULL);
     float *x = ws->x;
     for (int i = 0; i < n; i++) {
         const float *te = m->tok_emb + (size_t)ids[i] * Wt, *pe = m->t_pos + (size_t)i * Wt;
@@ -32,17 +33,17 @@ aac_status aac_encode_text(aac_model *m, const int32_t ids[AAC_CONTEXT_LENGTH], 
     for (int i = 0; i < c->t_layers; i++) {
         block_forward(m, &m->tblocks[i], x, n, Wt, c->t_heads, 1, ws);
         if (adapted && i < c->text_adapt_until)
-            adapter_mix(x, n, Wt, m->t_adapt[i], c->text_adapt_weight, ws->tmp);
+            adapter_mix(m->cx, x, n, Wt, m->t_adapt[i], c->text_adapt_weight, ws->tmp);
     }
     float *e = ws->h;
     layernorm(x + (size_t)eot * Wt, e, m->ln_final_w, m->ln_final_b, 1, Wt, Wt, Wt);
     if (adapted) {
-        gemm_nt(1, E, Wt, 1.0f, e, Wt, m->t_anchor_proj, Wt, 0.0f, out, E);
+        gemm_nt(m->cx, 1, E, Wt, 1.0f, e, Wt, m->t_anchor_proj, Wt, 0.0f, out, E);
         leaky_relu(out, (size_t)E, 0.01f); /* the anchor projection always has the LeakyReLU */
     } else {
-        gemm_nn(1, E, Wt, 1.0f, e, Wt, m->text_proj, E, 0.0f, out, E);
+        gemm_nn(m->cx, 1, E, Wt, 1.0f, e, Wt, m->text_proj, E, 0.0f, out, E);
     }
-    return AAC_OK;
+    return compute_take_error(m->cx, err);
 }
 
 /* The prompt ensemble of AA-CLIP: states x templates. */

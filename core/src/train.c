@@ -215,7 +215,7 @@ void train_vision_embed(const aac_model *m, const float *image, float *x, float 
                        image + ((size_t)c * S + (size_t)gy * P + py) * S + (size_t)gx * P,
                        sizeof(float) * P);
     }
-    gemm_nt(G * G, W, K, 1.0f, cols, K, m->conv1_w, K, 0.0f, x + W, W);
+    linear(m->cx, m->conv1_w, m->conv1_p, W, K, G * G, 1.0f, cols, K, 0.0f, x + W, W);
     memcpy(x, m->class_emb, sizeof(float) * W);
     for (size_t i = 0; i < (size_t)N * W; i++) x[i] += m->v_pos[i];
     layernorm(x, x, m->ln_pre_w, m->ln_pre_b, N, W, W, W);
@@ -232,8 +232,10 @@ aac_status aac_train_compute_gradients(aac_trainer *t, const aac_train_batch *b,
         if (t->t[i].g) memset(t->t[i].g, 0, sizeof(float) * t->t[i].rows * t->t[i].cols);
     aac_train_stats st;
     memset(&st, 0, sizeof st);
+    compute_take_error(t->m->cx, NULL);
     aac_status s = t->p.stage == 1 ? train_stage1_gradients(t, b, &st, err)
                                    : train_stage2_gradients(t, b, &st, err);
+    if (!s) s = compute_take_error(t->m->cx, err); /* a failed product of the backend */
     if (s) return s;
     st.step = t->step;
     st.lr = aac_train_lr(t, t->step);

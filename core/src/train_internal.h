@@ -10,8 +10,8 @@
 
 /* ---------------------------------------------------------------- block backward */
 /* Scratch of one block's recomputation and backward pass: about 18 n W floats plus two
- * n x n score matrices per thread (ViT-L/14 at 518: ~130 MB). The block internals live here
- * between block_recompute and block_backward. */
+ * attention tiles (attention_block_rows(n) x n) per thread (ViT-L/14 at 518: ~105 MB). The
+ * block internals live here between block_recompute and block_backward. */
 typedef struct block_bw_ws {
     int n_cap, w_cap, slots;
     float *h;    /* [n x W] LN1 / LN2 output */
@@ -22,7 +22,7 @@ typedef struct block_bw_ws {
     float *y;    /* [n x W] block output */
     float *dqkv; /* [n x 3W] */
     float *dtmp; /* [n x W] attention output, then gradients */
-    float *P, *dP; /* [slots x n x n] */
+    float *P, *dP; /* [slots x attention_block_rows(n) x n] */
 } block_bw_ws;
 
 int block_bw_ws_init(block_bw_ws *ws, int n, int W, int slots);

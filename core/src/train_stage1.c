@@ -42,10 +42,10 @@ static int text_forward(aac_model *m, const int32_t *ids, float *streams, float 
         }
         block_forward(m, &m->tblocks[i], cur, n, Wt, c->t_heads, 1, &m->ws);
         if (i < c->text_adapt_until)
-            adapter_mix(cur, n, Wt, m->t_adapt[i], c->text_adapt_weight, m->ws.tmp);
+            adapter_mix(m->cx, cur, n, Wt, m->t_adapt[i], c->text_adapt_weight, m->ws.tmp);
     }
     layernorm(cur + (size_t)eot * Wt, lnf, m->ln_final_w, m->ln_final_b, 1, Wt, Wt, Wt);
-    gemm_nt(1, E, Wt, 1.0f, lnf, Wt, m->t_anchor_proj, Wt, 0.0f, zpre, E);
+    gemm_nt(m->cx, 1, E, Wt, 1.0f, lnf, Wt, m->t_anchor_proj, Wt, 0.0f, zpre, E);
     memcpy(e, zpre, sizeof(float) * E);
     leaky_relu(e, (size_t)E, 0.01f);
     return n;
@@ -98,7 +98,7 @@ static aac_status text_backward(aac_trainer *t, const char *desc, const float *d
             /* e = LeakyReLU(lnf B^T): dB += dz lnf^T, dlnf = dz B */
             for (int k = 0; k < E; k++)
                 for (int i = 0; i < Wt; i++) Bp->g[(size_t)k * Wt + i] += de[k] * lnf[i];
-            linear_backward_input(1, E, Wt, de, Bp->w, dlnf, 0.0f);
+            linear_backward_input(m->cx, 1, E, Wt, de, Bp->w, dlnf, 0.0f);
             if (until == 0) continue;
             /* the tower: keep every block's input, back-propagate from the eot row */
             float lnf2[4096], z2[4096], e2[4096];
@@ -112,7 +112,7 @@ static aac_status text_backward(aac_trainer *t, const char *desc, const float *d
                 block_recompute(m, &m->tblocks[i], in, n, Wt, c->t_heads, 1, &t->bw);
                 if (i < until) {
                     train_tensor *A = &t->t[t->i_tadapt[i]];
-                    adapter_mix_backward(t->bw.y, n, Wt, A->w, c->text_adapt_weight, dX, dX, A->g,
+                    adapter_mix_backward(m->cx, t->bw.y, n, Wt, A->w, c->text_adapt_weight, dX, dX, A->g,
                                          mixscr);
                     if (i == 0) break;
                 }
@@ -182,11 +182,11 @@ aac_status train_stage1_gradients(aac_trainer *t, const aac_train_batch *b, aac_
         for (int i = 0; i < B; i++) {
             const float *f = feats[k] + (size_t)i * Np * E, *Ti = T + (size_t)cls_of[i] * 2 * E;
             const float *mask = b->masks ? b->masks + (size_t)i * S * S : zero_mask;
-            gemm_nn(Np, 2, E, 100.0f, f, E, Ti, 2, 0.0f, s, 2);
+            gemm_nn(m->cx, Np, 2, E, 100.0f, f, E, Ti, 2, 0.0f, s, 2);
             double parts[3];
             st->loss_seg += seg_loss_image(s, G, S, mask, B, 1.0f, ds, parts, &t->seg);
             st->focal += parts[0], st->dice_normal += parts[1], st->dice_abnormal += parts[2];
-            similarity_backward(f, Ti, ds, Np, E, 100.0f, NULL, dT + (size_t)cls_of[i] * 2 * E, 0);
+            similarity_backward(m->cx, f, Ti, ds, Np, E, 100.0f, NULL, dT + (size_t)cls_of[i] * 2 * E, 0);
         }
     }
     /* orthogonality: w * (mean_b t_n . t_a)^2 */

@@ -37,7 +37,7 @@ static double level_backward(aac_trainer *t, s2_buf *bf, const float *tok, float
     layernorm(tok, bf->lnout, m->ln_post_w, m->ln_post_b, Np, W, W, W);
     train_tensor *P = det ? &t->t[t->i_det] : &t->t[t->i_seg[k]];
     /* z = [LeakyReLU](ln_post(tok) @ P^T), F = normalize(z) */
-    gemm_nt(Np, E, W, 1.0f, bf->lnout, W, P->w, W, 0.0f, bf->z, E);
+    gemm_nt(m->cx, Np, E, W, 1.0f, bf->lnout, W, P->w, W, 0.0f, bf->z, E);
     if (c->relu) {
         memcpy(bf->zpre, bf->z, sizeof(float) * Np * E);
         leaky_relu(bf->z, (size_t)Np * E, 0.01f);
@@ -46,11 +46,11 @@ static double level_backward(aac_trainer *t, s2_buf *bf, const float *tok, float
     l2_normalize_rows(bf->F, Np, E);
     double loss;
     if (!det) {
-        gemm_nn(Np, 2, E, 100.0f, bf->F, E, T, 2, 0.0f, bf->s, 2);
+        gemm_nn(m->cx, Np, 2, E, 100.0f, bf->F, E, T, 2, 0.0f, bf->s, 2);
         double parts[3];
         loss = seg_loss_image(bf->s, G, S, mask, B, 1.0f, bf->ds, parts, &t->seg);
         st->focal += parts[0], st->dice_normal += parts[1], st->dice_abnormal += parts[2];
-        similarity_backward(bf->F, T, bf->ds, Np, E, 100.0f, bf->F, NULL, 0); /* dF over F */
+        similarity_backward(m->cx, bf->F, T, bf->ds, Np, E, 100.0f, bf->F, NULL, 0); /* dF over F */
     } else {
         /* d = mean_t F_t (not re-normalised), logits d @ T (no temperature) */
         float d[4096], logits[2], dl[2], dd[4096];
@@ -70,8 +70,8 @@ static double level_backward(aac_trainer *t, s2_buf *bf, const float *tok, float
     }
     l2_normalize_backward(bf->z, bf->F, bf->F, Np, E); /* dz */
     if (c->relu) leaky_relu_backward(bf->zpre, bf->F, (size_t)Np * E, 0.01f);
-    linear_backward_weight(Np, E, W, bf->F, bf->lnout, P->g);
-    linear_backward_input(Np, E, W, bf->F, P->w, bf->dln, 0.0f);
+    linear_backward_weight(m->cx, Np, E, W, bf->F, bf->lnout, P->g);
+    linear_backward_input(m->cx, Np, E, W, bf->F, P->w, bf->dln, 0.0f);
     layernorm_backward(tok, m->ln_post_w, bf->dln, dtok, Np, W, W, W, W, 1);
     return loss;
 }
@@ -133,7 +133,7 @@ aac_status train_stage2_gradients(aac_trainer *t, const aac_train_batch *b, aac_
             float *x = bf.streams + (size_t)(i + 1) * nw;
             memcpy(x, x - nw, sizeof(float) * nw);
             block_forward(m, &m->vblocks[i], x, N, W, heads, 0, &m->ws);
-            if (i < until) adapter_mix(x, N, W, t->t[t->i_vadapt[i]].w, c->image_adapt_weight, m->ws.tmp);
+            if (i < until) adapter_mix(m->cx, x, N, W, t->t[t->i_vadapt[i]].w, c->image_adapt_weight, m->ws.tmp);
         }
         /* backward, top-down */
         memset(bf.dx, 0, sizeof(float) * nw);
@@ -150,7 +150,7 @@ aac_status train_stage2_gradients(aac_trainer *t, const aac_train_batch *b, aac_
             if (i < until) {
                 block_recompute(m, &m->vblocks[i], in, N, W, heads, 0, &t->bw);
                 train_tensor *A = &t->t[t->i_vadapt[i]];
-                adapter_mix_backward(t->bw.y, N, W, A->w, c->image_adapt_weight, bf.dx, bf.dx, A->g,
+                adapter_mix_backward(m->cx, t->bw.y, N, W, A->w, c->image_adapt_weight, bf.dx, bf.dx, A->g,
                                      bf.mixscr);
                 if (i == 0) break; /* nothing trainable below block 0 */
             } else {
@@ -161,5 +161,5 @@ aac_status train_stage2_gradients(aac_trainer *t, const aac_train_batch *b, aac_
     }
     st->loss = st->loss_ce + st->loss_seg;
     free(mem);
-    return AAC_OK;
+    return compute_take_error(m->cx, err);
 }

@@ -20,7 +20,7 @@ static void patch_embed(const aac_model *m, const float *image, float *x, float 
                 memcpy(col + (c * P + py) * P, src, sizeof(float) * P);
             }
     }
-    gemm_nt(G * G, W, K, 1.0f, cols, K, m->conv1_w, K, 0.0f, x + W, W);
+    linear(m->cx, m->conv1_w, m->conv1_p, W, K, G * G, 1.0f, cols, K, 0.0f, x + W, W);
 }
 
 /* out [n x E] = normalize?(ln_post(tokens) @ proj) with proj either [E, W] ("nt") or [W, E]. */
@@ -30,9 +30,9 @@ static void project_tokens(const aac_model *m, const float *tokens, int n, const
     const int W = m->cfg.v_width, E = m->cfg.embed_dim;
     layernorm(tokens, ln_buf, m->ln_post_w, m->ln_post_b, n, W, W, W);
     if (proj_is_out_in)
-        gemm_nt(n, E, W, 1.0f, ln_buf, W, proj, W, 0.0f, out, E);
+        gemm_nt(m->cx, n, E, W, 1.0f, ln_buf, W, proj, W, 0.0f, out, E);
     else
-        gemm_nn(n, E, W, 1.0f, ln_buf, W, proj, E, 0.0f, out, E);
+        gemm_nn(m->cx, n, E, W, 1.0f, ln_buf, W, proj, E, 0.0f, out, E);
     if (relu) leaky_relu(out, (size_t)n * E, 0.01f);
     if (normalize) l2_normalize_rows(out, n, E);
 }
@@ -52,6 +52,7 @@ aac_status aac_encode_image(aac_model *m, const float *image, int adapted, aac_v
     const int W = c->v_width, E = c->embed_dim, G = m->grid, Np = G * G, N = Np + 1;
     workspace *ws = &m->ws;
     float *x = ws->x;
+    compute_take_error(m->cx, NULL); /* a failure of an earlier pass was reported there */
 
     patch_embed(m, image, x, ws->big);
     memcpy(x, m->class_emb, sizeof(float) * W);
@@ -65,7 +66,7 @@ aac_status aac_encode_image(aac_model *m, const float *image, int adapted, aac_v
         block_forward(m, &m->vblocks[i], x, N, W, m->v_heads, 0, ws);
         if (m->trace) trace_block(m, i, "out", x, N, W);
         if (adapted && i < c->image_adapt_until) {
-            adapter_mix(x, N, W, m->v_adapt[i], c->image_adapt_weight, ws->tmp);
+            adapter_mix(m->cx, x, N, W, m->v_adapt[i], c->image_adapt_weight, ws->tmp);
             if (m->trace) trace_block(m, i, "adapted", x, N, W);
         }
         if (!adapted) continue;
@@ -92,5 +93,5 @@ aac_status aac_encode_image(aac_model *m, const float *image, int adapted, aac_v
         if (out->cls_embed) project_tokens(m, x, 1, m->v_proj, 0, 0, 0, ws->tmp, out->cls_embed);
         if (out->patch_proj) project_tokens(m, x + W, Np, m->v_proj, 0, 0, 0, ws->tmp, out->patch_proj);
     }
-    return AAC_OK;
+    return compute_take_error(m->cx, err);
 }

@@ -173,11 +173,11 @@ static void test_linear(void) {
                 rx[m * K + k] += (double)dy[m * N + n] * W[n * K + k];
                 rW[n * K + k] += (double)dy[m * N + n] * x[m * K + k];
             }
-    linear_backward_input(M, N, K, dy, W, dx, 0.0f);
-    linear_backward_weight(M, N, K, dy, x, dW);
+    linear_backward_input(NULL, M, N, K, dy, W, dx, 0.0f);
+    linear_backward_weight(NULL, M, N, K, dy, x, dW);
     expect_close("linear dX", dx, rx, (size_t)M * K, 1e-5);
     expect_close("linear dW", dW, rW, (size_t)N * K, 1e-5);
-    linear_backward_weight(M, N, K, dy, x, dW); /* accumulates */
+    linear_backward_weight(NULL, M, N, K, dy, x, dW); /* accumulates */
     for (size_t i = 0; i < (size_t)N * K; i++) rW[i] *= 2;
     expect_close("linear dW accumulated", dW, rW, (size_t)N * K, 1e-5);
     free(x), free(W), free(dy), free(dx), free(dW), free(rx), free(rW);
@@ -278,12 +278,12 @@ static void test_attention(void) {
     const int n = 7, hw = 5;
     for (int causal = 0; causal <= 1; causal++) {
         float *qkv = frandv((size_t)n * 3 * hw, 1), *dO = frandv((size_t)n * hw, 1);
-        float *dqkv = malloc(sizeof(float) * n * 3 * hw), *P = malloc(sizeof(float) * n * n),
-              *dP = malloc(sizeof(float) * n * n);
+        float *dqkv = malloc(sizeof(float) * n * 3 * hw), *P = malloc(sizeof(float) * attention_block_rows(n) * n),
+              *dP = malloc(sizeof(float) * attention_block_rows(n) * n);
         at_ctx c = {todouble(qkv, n * 3 * hw), todouble(dO, n * hw), n, hw, causal, 0.7};
         double *g = malloc(sizeof(double) * n * 3 * hw);
         fd_grad(c.qkv, (size_t)n * 3 * hw, at_f, &c, g);
-        attention_head_backward(n, hw, 0.7f, causal, qkv, qkv + hw, qkv + 2 * hw, 3 * hw, dO, hw,
+        attention_head_backward(NULL, n, hw, 0.7f, causal, qkv, qkv + hw, qkv + 2 * hw, 3 * hw, dO, hw,
                                 dqkv, dqkv + hw, dqkv + 2 * hw, 3 * hw, P, dP);
         expect_close(causal ? "attention head (causal) dq,dk,dv" : "attention head dq,dk,dv", dqkv,
                      g, (size_t)n * 3 * hw, 1e-5);
@@ -300,6 +300,53 @@ static double mx_f(void *c) {
     free(y);
     return s;
 }
+/* Several blocks of query rows: the blocked backward against the analytic gradient in double. */
+static void test_attention_blocks(void) {
+    const int n = 600, hw = 4, ld = 3 * hw;
+    CHECK(attention_block_rows(n) < n, "n = %d should need several blocks", n);
+    const size_t tile = (size_t)attention_block_rows(n) * n;
+    float *qkv = frandv((size_t)n * ld, 1), *dO = frandv((size_t)n * hw, 1);
+    float *dqkv = malloc(sizeof(float) * n * ld), *P = malloc(sizeof(float) * tile),
+          *dP = malloc(sizeof(float) * tile);
+    double *Pd = malloc(sizeof(double) * n * n), *dS = malloc(sizeof(double) * n * n);
+    double *ref = malloc(sizeof(double) * n * ld);
+    const double scale = 0.7;
+    for (int causal = 0; causal <= 1; causal++) {
+        memset(ref, 0, sizeof(double) * n * ld);
+        for (int i = 0; i < n; i++) {
+            const int len = causal ? i + 1 : n;
+            double mx = -1e300, sum = 0, dot = 0;
+            for (int j = 0; j < n; j++) {
+                double s = 0;
+                for (int d = 0; d < hw; d++) s += (double)qkv[i * ld + d] * qkv[j * ld + hw + d];
+                Pd[i * n + j] = j < len ? s * scale : -INFINITY;
+                if (j < len) mx = fmax(mx, Pd[i * n + j]);
+            }
+            for (int j = 0; j < n; j++) sum += (Pd[i * n + j] = j < len ? exp(Pd[i * n + j] - mx) : 0);
+            for (int j = 0; j < n; j++) {
+                Pd[i * n + j] /= sum;
+                double g = 0; /* dP = dO v^T */
+                for (int d = 0; d < hw; d++) g += (double)dO[i * hw + d] * qkv[j * ld + 2 * hw + d];
+                dS[i * n + j] = g;
+                dot += Pd[i * n + j] * g;
+            }
+            for (int j = 0; j < n; j++) dS[i * n + j] = Pd[i * n + j] * (dS[i * n + j] - dot);
+        }
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                for (int d = 0; d < hw; d++) {
+                    ref[i * ld + d] += scale * dS[i * n + j] * qkv[j * ld + hw + d];          /* dq */
+                    ref[j * ld + hw + d] += scale * dS[i * n + j] * qkv[i * ld + d];          /* dk */
+                    ref[j * ld + 2 * hw + d] += Pd[i * n + j] * dO[i * hw + d];               /* dv */
+                }
+        attention_head_backward(NULL, n, hw, (float)scale, causal, qkv, qkv + hw, qkv + 2 * hw, ld,
+                                dO, hw, dqkv, dqkv + hw, dqkv + 2 * hw, ld, P, dP);
+        expect_close(causal ? "attention by row blocks (causal)" : "attention by row blocks", dqkv, ref,
+                     (size_t)n * ld, 1e-5);
+    }
+    free(qkv), free(dO), free(dqkv), free(P), free(dP), free(Pd), free(dS), free(ref);
+}
+
 static void test_adapter_mix(void) {
     const int n = 5, W = 12;
     float *x = frandv(n * W, 2), *A = frandv(W * W, 0.5f), *dy = frandv(n * W, 1);
@@ -309,19 +356,19 @@ static void test_adapter_mix(void) {
     double *gx = malloc(sizeof(double) * n * W), *gA = malloc(sizeof(double) * W * W);
     fd_grad(c.x, n * W, mx_f, &c, gx);
     fd_grad(c.A, W * W, mx_f, &c, gA);
-    adapter_mix_backward(x, n, W, A, 0.1f, dy, dx, dA, scr);
+    adapter_mix_backward(NULL, x, n, W, A, 0.1f, dy, dx, dA, scr);
     expect_close("adapter mix dX", dx, gx, n * W, 1e-5);
     expect_close("adapter mix dA", dA, gA, W * W, 1e-5);
     /* forward agrees with the inference kernel, and dx may alias dout */
     float *y = malloc(sizeof(float) * n * W), *tmp = malloc(sizeof(float) * n * W);
     memcpy(y, x, sizeof(float) * n * W);
-    adapter_mix(y, n, W, A, 0.1f, tmp);
+    adapter_mix(NULL, y, n, W, A, 0.1f, tmp);
     double *yd = malloc(sizeof(double) * n * W);
     mix_d(c.x, yd, c.A, n, W, 0.1);
     expect_close("adapter mix forward (block.c)", y, yd, n * W, 1e-6);
     memset(dA, 0, sizeof(float) * W * W);
     memcpy(tmp, dy, sizeof(float) * n * W);
-    adapter_mix_backward(x, n, W, A, 0.1f, tmp, tmp, dA, scr);
+    adapter_mix_backward(NULL, x, n, W, A, 0.1f, tmp, tmp, dA, scr);
     expect_close("adapter mix dX (in place)", tmp, gx, n * W, 1e-5);
     free(x), free(A), free(dy), free(dx), free(dA), free(scr), free(c.x), free(c.A), free(c.r);
     free(gx), free(gA), free(y), free(tmp), free(yd);
@@ -363,7 +410,7 @@ static void test_normalize_mean_similarity(void) {
                 rF[t * E + e] += 100.0 * ds[t * 2 + k] * T[e * 2 + k];
                 rT[e * 2 + k] += 100.0 * F[t * E + e] * ds[t * 2 + k];
             }
-    similarity_backward(F, T, ds, Np, E, 100.0f, dF, dT, 0);
+    similarity_backward(NULL, F, T, ds, Np, E, 100.0f, dF, dT, 0);
     expect_close("similarity dF", dF, rF, Np * E, 1e-5);
     expect_close("similarity dT", dT, rT, E * 2, 1e-5);
     free(x), free(dy), free(dx), free(c.x), free(c.r), free(g), free(rm);
@@ -524,7 +571,7 @@ static void test_block(void) {
             iw.x = NULL;
             iw.h = malloc(sizeof(float) * n * W), iw.qkv = malloc(sizeof(float) * n * 3 * W);
             iw.big = malloc(sizeof(float) * n * 4 * W), iw.tmp = malloc(sizeof(float) * n * W);
-            iw.score_slots = 1, iw.scores = malloc(sizeof(float) * n * n), iw.big_len = (size_t)n * 4 * W;
+            iw.score_slots = 1, iw.scores = malloc(sizeof(float) * attention_block_rows(n) * n), iw.big_len = (size_t)n * 4 * W;
             float *xf = malloc(sizeof(float) * n * W);
             memcpy(xf, x, sizeof(float) * n * W);
             int nt = omp_get_max_threads();
@@ -746,6 +793,7 @@ int main(void) {
     test_layernorm();
     test_softmax();
     test_attention();
+    test_attention_blocks();
     test_adapter_mix();
     test_normalize_mean_similarity();
     test_bilinear();

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "kernels.h"
 #include "model.h"
@@ -46,11 +47,11 @@ static void test_gemm(void) {
     ref_gemm_nt(M, N, K, A, B, R);
     float *C0 = malloc(sizeof(float) * M * N);
     for (int i = 0; i < M * N; i++) C0[i] = C[i];
-    gemm_nt(M, N, K, 2.0f, A, K, B, K, 1.0f, C, N);
+    gemm_nt(NULL, M, N, K, 2.0f, A, K, B, K, 1.0f, C, N);
     double worst = 0;
     for (int i = 0; i < M * N; i++) worst = fmax(worst, fabs(C[i] - (2 * R[i] + C0[i])));
     CHECK(worst < 1e-4, "gemm_nt max err %g", worst);
-    gemm_nn(M, N, K, 1.0f, A, K, Bt, N, 0.0f, C, N);
+    gemm_nn(NULL, M, N, K, 1.0f, A, K, Bt, N, 0.0f, C, N);
     CHECK(max_rel_vs(C, R, M * N) < 1e-6, "gemm_nn rel err %g", max_rel_vs(C, R, M * N));
     free(A), free(B), free(C), free(Bt), free(R), free(C0);
 }
@@ -220,7 +221,7 @@ static void test_block_and_adapter(void) {
     m.cfg.activation = AAC_ACT_GELU;
     workspace ws = {.x = NULL, .h = malloc(sizeof(float) * n * W), .qkv = malloc(sizeof(float) * n * 3 * W),
                     .big = malloc(sizeof(float) * n * 4 * W), .tmp = malloc(sizeof(float) * n * W),
-                    .scores = malloc(sizeof(float) * n * n * omp_get_max_threads()),
+                    .scores = malloc(sizeof(float) * attention_block_rows(n) * n * omp_get_max_threads()),
                     .score_slots = omp_get_max_threads()};
     for (int causal = 0; causal <= 1; causal++) {
         float *x = rnd(n * W, 1);
@@ -234,7 +235,7 @@ static void test_block_and_adapter(void) {
         /* adapter: x = w * a * |x| / |a| + (1 - w) * x, a = LeakyReLU(x A^T) */
         float *A = rnd(W * W, 0.3f);
         for (int i = 0; i < n * W; i++) xr[i] = x[i];
-        adapter_mix(x, n, W, A, 0.1f, ws.tmp);
+        adapter_mix(NULL, x, n, W, A, 0.1f, ws.tmp);
         double *a = malloc(sizeof(double) * W);
         double worst = 0;
         for (int r = 0; r < n; r++) {
@@ -260,8 +261,55 @@ static void test_block_and_adapter(void) {
     free(ws.h), free(ws.qkv), free(ws.big), free(ws.tmp), free(ws.scores);
 }
 
+/* Attention long enough for several query-row blocks, against double precision, and the same
+ * bits with 1 and 2 threads. */
+static void test_attention_blocks(void) {
+    const int n = 700, heads = 2, hw = 8, W = heads * hw, W3 = 3 * W;
+    CHECK(attention_block_rows(n) < n / 2, "n = %d should need several blocks (rows %d)", n,
+          attention_block_rows(n));
+    float *qkv = rnd((size_t)n * W3, 1.5f), *o1 = malloc(sizeof(float) * n * W);
+    float *o2 = malloc(sizeof(float) * n * W);
+    const int slots = 2;
+    float *tiles = malloc(sizeof(float) * slots * attention_block_rows(n) * n);
+    double *p = malloc(sizeof(double) * n), *ref = malloc(sizeof(double) * n * W);
+    const double scale = 1.0 / sqrt((double)hw);
+    for (int causal = 0; causal <= 1; causal++) {
+        for (int hd = 0; hd < heads; hd++)
+            for (int i = 0; i < n; i++) {
+                const int len = causal ? i + 1 : n;
+                double mx = -1e300, sum = 0;
+                for (int j = 0; j < len; j++) {
+                    double s = 0;
+                    for (int d = 0; d < hw; d++)
+                        s += (double)qkv[i * W3 + hd * hw + d] * qkv[j * W3 + W + hd * hw + d];
+                    p[j] = s * scale;
+                    mx = fmax(mx, p[j]);
+                }
+                for (int j = 0; j < len; j++) sum += (p[j] = exp(p[j] - mx));
+                for (int d = 0; d < hw; d++) {
+                    double s = 0;
+                    for (int j = 0; j < len; j++) s += p[j] / sum * qkv[j * W3 + 2 * W + hd * hw + d];
+                    ref[i * W + hd * hw + d] = s;
+                }
+            }
+        const int nt = omp_get_max_threads();
+        omp_set_num_threads(1);
+        attention_forward(NULL, qkv, qkv + W, qkv + 2 * W, W3, o1, W, n, heads, hw, causal,
+                          (float)scale, tiles, slots);
+        omp_set_num_threads(2);
+        attention_forward(NULL, qkv, qkv + W, qkv + 2 * W, W3, o2, W, n, heads, hw, causal,
+                          (float)scale, tiles, slots);
+        omp_set_num_threads(nt);
+        const double e = max_rel_vs(o1, ref, (size_t)n * W);
+        CHECK(e < 1e-6, "blocked attention (causal %d, n %d) rel err %g", causal, n, e);
+        CHECK(!memcmp(o1, o2, sizeof(float) * n * W), "blocked attention differs between 1 and 2 threads");
+    }
+    free(qkv), free(o1), free(o2), free(tiles), free(p), free(ref);
+}
+
 int main(void) {
     test_gemm();
+    test_attention_blocks();
     test_elementwise();
     test_layernorm_softmax_norm();
     test_block_and_adapter();

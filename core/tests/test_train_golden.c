@@ -8,13 +8,15 @@
  * from the golden adapters), starting from aaclip_adapters.safetensors with a fresh optimizer.
  * Without ../shared: the reduced set in the repository (testutil.h: tu_golden); its image.input
  * is sampled, so the step runs on our preprocessing of image.raw_u8 (equal to image.input within
- * 1e-6, test_golden/test_resize) and the surgery features are compared where sampled. */
+ * 1e-6, test_golden/test_resize) and the surgery features are compared where sampled.
+ * Run through every float32 backend found on the default plugin path. */
 #define _POSIX_C_SOURCE 200809L
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "aaclip.h"
+#include "aaclip_backend.h"
 #include "aaclip_train.h"
 #include "golden_ref.h"
 #include "model.h"
@@ -116,30 +118,16 @@ static void check_step(aac_trainer *tr, const aac_train_batch *batch, const char
     unlink(path);
 }
 
-int main(void) {
-    printf("golden set: %s\n", tu_golden_full() ? "../shared/golden/tiny (full)" : "reduced copy from the repository");
+/* Surgery features and one step of each stage on the model's current backend. */
+static void check_backend(aac_model *m, const aac_tokenizer *tok) {
     aac_error err;
-    CHECK_OK(st_open(tu_golden("golden.safetensors"), &g_gold, &err), &err);
-    aac_model *m;
-    CHECK_OK(aac_model_open(tu_golden("clip_openclip.safetensors"), tu_golden("aaclip_adapters.safetensors"), NULL, &m,
-                            &err),
-             &err);
-    aac_tokenizer *tok;
-    CHECK_OK(aac_tokenizer_open_bpe(TU_BPE_PATH, &tok, &err), &err);
     const aac_config *c = aac_model_config(m);
     const int E = c->embed_dim, G = aac_model_grid(m), Np = G * G, B = 2, S = c->img;
-    CHECK(c->img == 518 && G == 37, "config");
-
-    float *images, *masks = gold("image.mask", NULL);
-    if (gr_sampled(g_gold, "image.input")) { /* reduced set: the slices through our preprocessing */
-        const st_tensor *raw = st_find(g_gold, "image.raw_u8");
-        images = malloc(sizeof(float) * B * 3 * S * S);
-        for (int b = 0; b < B; b++)
-            CHECK_OK(aac_preprocess_grey((const uint8_t *)raw->data + (size_t)b * 512 * 512, 512, 512, S,
-                                         images + (size_t)b * 3 * S * S, &err),
-                     &err);
-    } else {
-        images = gold("image.input", NULL);
+    float *images = gr_input(g_gold, S), *masks = gold("image.mask", NULL);
+    CHECK(images != NULL, "golden input images");
+    if (!images) {
+        free(masks);
+        return;
     }
     float *labf = gold("train2.label", NULL);
     int labels[2] = {(int)labf[0], (int)labf[1]};
@@ -180,8 +168,35 @@ int main(void) {
     CHECK_OK(aac_trainer_new(m, tok, &p1, &tr, &err), &err);
     check_step(tr, &batch, "train1");
     aac_trainer_free(tr);
-
     free(images), free(masks), free(labf);
+}
+
+int main(void) {
+    printf("golden set: %s\n", tu_golden_full() ? "../shared/golden/tiny (full)" : "reduced copy from the repository");
+    aac_error err;
+    CHECK_OK(st_open(tu_golden("golden.safetensors"), &g_gold, &err), &err);
+    aac_model *m;
+    CHECK_OK(aac_model_open(tu_golden("clip_openclip.safetensors"), tu_golden("aaclip_adapters.safetensors"), NULL, &m,
+                            &err),
+             &err);
+    aac_tokenizer *tok;
+    CHECK_OK(aac_tokenizer_open_bpe(TU_BPE_PATH, &tok, &err), &err);
+    const aac_config *c = aac_model_config(m);
+    CHECK(c->img == 518 && aac_model_grid(m) == 37, "config");
+    /* every float32 backend on the default plugin path, the built-in one first */
+    aac_plugins *p;
+    CHECK_OK(aac_plugins_open(NULL, &p, &err), &err);
+    aac_backend_desc d;
+    for (int i = 0; aac_plugins_get(p, i, &d); i++) {
+        if (d.refused || !d.name || !(d.caps & AAC_BACKEND_CAP_F32)) continue;
+        if (aac_model_set_backend(m, p, d.name, AAC_PRECISION_F32, &err)) {
+            printf("%s not available here: %s\n", d.name, err.message);
+            continue;
+        }
+        printf("== %s\n", aac_model_backend(m));
+        check_backend(m, tok);
+    }
+    aac_plugins_free(p);
     aac_tokenizer_free(tok);
     aac_model_free(m);
     st_close(g_gold);

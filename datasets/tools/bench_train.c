@@ -1,7 +1,7 @@
 /* bench_train.c - seconds per training step of both AA-CLIP stages on a model with random
  * weights (aac_model_random): ViT-L/14-336 at 518, batch 2 by default.
  *   aaclip-bench-train [--config vit-l-14-336|tiny] [--size S] [--batch N] [--steps N]
- *                      [--stage 1|2|both] [--threads N]
+ *                      [--stage 1|2|both] [--threads N] [--backend NAME|auto] [--precision f32|bf16]
  * The first stage-2 step includes the anchors (16 prompts through the text tower); reported
  * apart from the following steps. */
 #define _POSIX_C_SOURCE 200809L
@@ -13,6 +13,7 @@
 #include <time.h>
 
 #include "aaclip.h"
+#include "aaclip_backend.h"
 #include "aaclip_train.h"
 
 static double now(void) {
@@ -71,7 +72,11 @@ int main(int argc, char **argv) {
                     .native = 336, .t_width = 768, .t_heads = 12, .t_layers = 12, .img = 518, .n_levels = 4,
                     .levels = {6, 12, 18, 24}};
     int B = 2, steps = 2, threads = 0;
-    const char *stage = "2";
+    const char *stage = "2", *backend = "openblas";
+    aac_precision prec = AAC_PRECISION_F32;
+    char note[512];
+    aac_blas_kernels_fix(argv, note, sizeof note); /* the kernels aaclip itself would run */
+    if (note[0]) fprintf(stderr, "%s\n", note);
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--config") && !strcmp(argv[i + 1], "tiny"))
             c = (aac_config){.embed_dim = 24, .v_width = 48, .v_head_width = 16, .v_layers = 24, .patch = 14,
@@ -82,6 +87,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(argv[i], "--steps")) steps = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--stage")) stage = argv[i + 1];
         else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--backend")) backend = argv[i + 1];
+        else if (!strcmp(argv[i], "--precision") && aac_precision_parse(argv[i + 1], &prec)) return 2;
     }
     if (threads > 0) omp_set_num_threads(threads);
     aac_error err;
@@ -89,13 +96,14 @@ int main(int argc, char **argv) {
     aac_tokenizer *tok;
     double t0 = now();
     char bpe[4096]; /* the shipped tokenizer, found from this program's place */
-    if (aac_model_random(&c, 1, &m, &err) || aac_data_path("bpe_simple_vocab_16e6.txt.gz", bpe, sizeof bpe, &err) ||
-        aac_tokenizer_open_bpe(bpe, &tok, &err)) {
+    if (aac_model_random(&c, 1, &m, &err) || aac_model_set_backend(m, NULL, backend, prec, &err) ||
+        aac_data_path("bpe_simple_vocab_16e6.txt.gz", bpe, sizeof bpe, &err) || aac_tokenizer_open_bpe(bpe, &tok, &err)) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
     printf("model: W_v %d, %d blocks, patch %d, run size %d (grid %d), %d threads; random weights in %.1f s\n",
            c.v_width, c.v_layers, c.patch, c.img, aac_model_grid(m), omp_get_max_threads(), now() - t0);
+    printf("backend: %s\n", aac_model_backend(m));
     int rc = 0;
     if (strcmp(stage, "1")) rc |= run_stage(m, tok, 2, B, steps);
     if (strcmp(stage, "2")) rc |= run_stage(m, tok, 1, B, steps);

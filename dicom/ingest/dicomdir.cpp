@@ -18,10 +18,11 @@ const char kDicomdirClass[] = "1.2.840.10008.1.3.10";
 // PATIENT / STUDY / SERIES / IMAGE is four levels; deeper trees are corrupt, not bigger.
 constexpr int kMaxDepth = 16;
 
-// Adds the record's ReferencedFileID; returns false when out of memory.
+// Adds the record's ReferencedFileID; returns false when out of memory. A value that is empty as
+// a C string (it starts with a NUL byte: found by fuzz_dicomdir) names no file.
 bool add_id(DcmItem *rec, strlist *ids) {
     OFString id;
-    if (rec && rec->findAndGetOFStringArray(DCM_ReferencedFileID, id).good() && !id.empty())
+    if (rec && rec->findAndGetOFStringArray(DCM_ReferencedFileID, id).good() && id.c_str()[0])
         return strlist_addf(ids, 0, "%s", id.c_str()) == 0;
     return true;
 }

@@ -4,6 +4,7 @@
 // itk::GDCMImageIO because the latter applies rescale slope/intercept (frame 1's only) and we
 // want stored values, so that one rescale path (per frame, Philips scaling) serves every codec.
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcostrmb.h>
 #include <dcmtk/dcmdata/dcpixel.h>
 #include <dcmtk/dcmdata/dcpixseq.h>
 #include <dcmtk/dcmdata/dcpxitem.h>
@@ -27,12 +28,7 @@ namespace {
 // Every codestream's own header (j2k.c) against the DICOM header, before GDCM decodes anything:
 // GDCM sizes its buffers from Rows, Columns, Samples per Pixel and Bits Allocated and copies
 // what the codestream decodes to, so a disagreement corrupts the heap inside the decoder.
-aac_status check_codestreams(const dcm_file *f, aac_error *err) {
-    dcm_init();
-    DcmFileFormat ff;
-    OFCondition c = dcm_load_file(ff, f->path, DCM_MaxReadLength, nullptr);  // gzip-aware
-    if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
-    DcmDataset *ds = ff.getDataset();
+aac_status check_codestreams(const dcm_file *f, DcmDataset *ds, aac_error *err) {
     DcmElement *el = nullptr;
     DcmPixelSequence *seq = nullptr;
     const DcmRepresentationParameter *rp = nullptr;
@@ -65,25 +61,69 @@ aac_status check_codestreams(const dcm_file *f, aac_error *err) {
     return AAC_OK;
 }
 
+// The attributes GDCM needs to decode the pixel data, and nothing else: GDCM also interprets
+// spacing, orientation and other modules while reading and asserts (aborting the process) on
+// some malformed values (found by fuzz_dicom_file: ImageHelper::GetSpacingValue), which we do
+// not need from it: geometry comes from our own header reading.
+const DcmTagKey kPixelModule[] = {DCM_SOPClassUID,         DCM_SOPInstanceUID,       DCM_SamplesPerPixel,
+                                  DCM_PhotometricInterpretation, DCM_PlanarConfiguration, DCM_NumberOfFrames,
+                                  DCM_Rows,                DCM_Columns,              DCM_BitsAllocated,
+                                  DCM_BitsStored,          DCM_HighBit,              DCM_PixelRepresentation,
+                                  DCM_PixelData};
+
+// The file reduced to kPixelModule, serialised in its own transfer syntax into out.
+aac_status pixel_module_stream(const dcm_file *f, DcmFileFormat &ff, std::string &out, aac_error *err) {
+    DcmDataset *ds = ff.getDataset();
+    const E_TransferSyntax xfer = ds->getOriginalXfer();
+    DcmFileFormat reduced;
+    DcmDataset *rd = reduced.getDataset();
+    for (const DcmTagKey &tag : kPixelModule) {
+        DcmElement *el = nullptr;
+        if (ds->findAndGetElement(tag, el).bad() || !el) continue;
+        DcmElement *copy = OFstatic_cast(DcmElement *, el->clone());
+        if (!copy || rd->insert(copy, true).bad()) {
+            delete copy;
+            return aac_fail(err, AAC_ERR_NOMEM, "%s: cannot copy the pixel data for the decoder", f->path);
+        }
+    }
+    DcmMetaInfo *meta = reduced.getMetaInfo();
+    OFCondition c = meta->putAndInsertString(DCM_TransferSyntaxUID, f->ts_uid);
+    if (c.good()) c = reduced.validateMetaInfo(xfer);
+    const Uint32 len = reduced.calcElementLength(xfer, EET_ExplicitLength);
+    if (c.bad() || len == DCM_UndefinedLength)
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot prepare the pixel data for the decoder (%s)", f->path,
+                        c.bad() ? c.text() : "length");
+    out.assign((size_t)len + 1024, '\0');  // slack for the preamble and the meta header's own values
+    DcmOutputBufferStream os(&out[0], out.size());
+    reduced.transferInit();
+    c = reduced.write(os, xfer, EET_ExplicitLength, nullptr);
+    reduced.transferEnd();
+    if (c.bad())
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot prepare the pixel data for the decoder (%s)", f->path,
+                        c.text());
+    void *buf = nullptr;
+    offile_off_t n = 0;
+    os.flushBuffer(buf, n);
+    out.resize((size_t)n);
+    return AAC_OK;
+}
+
 }  // namespace
 
 extern "C" aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err) {
     try {
-        aac_status st = check_codestreams(f, err);
+        dcm_init();
+        DcmFileFormat ff;
+        OFCondition c = dcm_load_file(ff, f->path, DCM_MaxReadLength, nullptr);  // gzip-aware
+        if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
+        aac_status st = check_codestreams(f, ff.getDataset(), err);
         if (st != AAC_OK) return st;
+        std::string stream;
+        if ((st = pixel_module_stream(f, ff, stream, err)) != AAC_OK) return st;
+        ff.clear();  // the copy is all GDCM sees
+        std::istringstream in(stream);
         gdcm::ImageReader r;
-        std::istringstream gz_in;  // a gzip-compressed file is read from memory
-        if (f->gzipped) {
-            unsigned char *data = nullptr;
-            size_t len = 0;
-            aac_status st = gz_read_all(f->path, &data, &len, err);
-            if (st != AAC_OK) return st;
-            gz_in.str(std::string(reinterpret_cast<char *>(data), len));
-            free(data);
-            r.SetStream(gz_in);
-        } else {
-            r.SetFileName(f->path);
-        }
+        r.SetStream(in);
         if (!r.Read())
             return aac_fail(err, AAC_ERR_FORMAT, "%s: transfer syntax %s (%s): GDCM cannot read the file",
                             f->path, f->ts_uid, aac_transfer_syntax_name(f->ts_uid));

@@ -345,6 +345,16 @@ static aac_status check_data(const char *path, const char *data, double offset, 
 
 /* ---------------------------------------------------------------- NRRD */
 
+/* A NRRD field name as teem matches it, whatever the spelling: teem accepts equivalents such as
+ * "spacedirections" and "space directions" (found by fuzz_nrrd: a sheared grid passed under
+ * the other spelling); lower case without spaces, underscores or hyphens. */
+static void nrrd_key(const char *in, char *out, size_t cap) {
+    size_t n = 0;
+    for (; *in && n + 1 < cap; in++)
+        if (*in != ' ' && *in != '_' && *in != '-' && *in != '\t') out[n++] = (char)tolower((unsigned char)*in);
+    out[n] = '\0';
+}
+
 static int nrrd_bytes(const char *type) {
     static const struct { const char *name; int bytes; } t[] = {
         {"signed char", 1}, {"int8", 1}, {"int8_t", 1}, {"uchar", 1}, {"unsigned char", 1}, {"uint8", 1},
@@ -392,40 +402,41 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
         char *colon = strstr(line, ": ");
         if (!colon || strstr(line, ":=") == colon) continue; /* key/value pairs */
         *colon = '\0';
-        char *key = trim(line), *val = trim(colon + 2);
-        if (!strcasecmp(key, "dimension")) {
+        char *val = trim(colon + 2), key[64];
+        nrrd_key(trim(line), key, sizeof key);
+        if (!strcmp(key, "dimension")) {
             dimension = atoi(val);
             if (dimension < 1 || dimension > 16)
                 st = aac_fail(err, AAC_ERR_FORMAT, "%s: dimension %s (1 to 16 allowed)", path, val);
-        } else if (!strcasecmp(key, "type")) {
+        } else if (!strcmp(key, "type")) {
             if (!(bytes = nrrd_bytes(val))) st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: type \"%s\" is not a scalar type", path, val);
-        } else if (!strcasecmp(key, "sizes")) {
+        } else if (!strcmp(key, "sizes")) {
             n_sizes = parse_sizes(val, sizes, 16);
             if (n_sizes < 0) st = aac_fail(err, AAC_ERR_FORMAT, "%s: sizes \"%s\" (positive integers below 2^31)", path, val);
-        } else if (!strcasecmp(key, "encoding")) {
+        } else if (!strcmp(key, "encoding")) {
             if (!strcasecmp(val, "gzip") || !strcasecmp(val, "gz")) compressed = 1;
             else if (!strcasecmp(val, "ascii") || !strcasecmp(val, "text") || !strcasecmp(val, "txt") ||
                      !strcasecmp(val, "hex"))
                 text_data = 1;
             else if (strcasecmp(val, "raw"))
                 st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: encoding \"%s\" is not supported (raw, gzip, ascii, hex)", path, val);
-        } else if (!strcasecmp(key, "data file") || !strcasecmp(key, "datafile")) {
+        } else if (!strcmp(key, "datafile")) {
             if (strchr(val, '%') || !strncmp(val, "LIST", 4) || strchr(val, ' ') || !val[0])
                 st = aac_fail(err, AAC_ERR_UNSUPPORTED, "%s: data in several files (\"%s\") is not supported", path, val);
             else snprintf(data_file, sizeof data_file, "%s", val);
-        } else if (!strcasecmp(key, "line skip") || !strcasecmp(key, "lineskip")) {
+        } else if (!strcmp(key, "lineskip")) {
             line_skip = atoi(val);
             if (line_skip < 0 || line_skip > 1 << 20) st = aac_fail(err, AAC_ERR_FORMAT, "%s: line skip %s", path, val);
-        } else if (!strcasecmp(key, "byte skip") || !strcasecmp(key, "byteskip")) {
+        } else if (!strcmp(key, "byteskip")) {
             byte_skip = atoll(val);
             if (byte_skip < -1 || byte_skip > (1LL << 40)) st = aac_fail(err, AAC_ERR_FORMAT, "%s: byte skip %s", path, val);
-        } else if (!strcasecmp(key, "space directions")) {
+        } else if (!strcmp(key, "spacedirections")) {
             snprintf(space_dirs, sizeof space_dirs, "%s", val);
-        } else if (!strcasecmp(key, "space origin")) {
+        } else if (!strcmp(key, "spaceorigin")) {
             if (parse_doubles(val, origin, 3) != 3 || !geom_ok(origin[0]) || !geom_ok(origin[1]) || !geom_ok(origin[2]))
                 st = aac_fail(err, AAC_ERR_FORMAT, "%s: space origin \"%s\" is not three finite values up to 1 km", path, val);
             have_origin = 1;
-        } else if (!strcasecmp(key, "spacings")) {
+        } else if (!strcmp(key, "spacings")) {
             double sp[16];
             const int k = parse_doubles(val, sp, 16);
             for (int i = 0; i < k && i < 16 && st == AAC_OK; i++)

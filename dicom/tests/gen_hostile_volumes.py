@@ -188,6 +188,10 @@ def main(out):
     add("direction_zero.nrrd", nrrd(nrrd_with(space_directions="(0,0,0) (0,0.75,0) (0,0,2)"), RAW), "shorter than 1 nm")
     add("direction_flat.nrrd", nrrd(nrrd_with(space_directions="(0.5,0,0) (0,0.75,0) (0.5,0.75,0)"), RAW), "degenerate")
     add("direction_sheared.nrrd", nrrd(nrrd_with(space_directions="(0.5,0,0) (0.3,0.4,0) (0,0,2)"), RAW), "sheared")
+    # teem reads "spacedirections" as "space directions" (fuzz_nrrd found a sheared grid that way)
+    add("direction_sheared_spelling.nrrd",
+        nrrd([(k.replace("space directions", "spacedirections"), v) for k, v in
+              nrrd_with(space_directions="(0.5,0,0) (0,0.75,0) (0,8,2)")], RAW), "sheared")
     add("origin_inf.nrrd", nrrd(nrrd_with(space_origin="(10,inf,30)"), RAW), "origin")
     add("block.nrrd", nrrd(nrrd_with(type="block"), RAW), "type")
     add("bzip2.nrrd", nrrd(nrrd_with(encoding="bzip2"), RAW), "encoding")

@@ -1,0 +1,43 @@
+/* attention.c - multi-head self-attention by blocks of query rows.
+ *
+ * For a block of query rows of one head: S = scale q_b k^T [rows x n], softmax of each row,
+ * out_b = S v. The scores exist only as that tile (a few hundred KiB, sized to stay in the
+ * core's L2 cache between the three passes over it), never as a per-head n x n matrix in
+ * memory. Every row sees all n keys at once, so the softmax is the exact one (no running
+ * rescaling as in flash attention) and each output row is computed by the same calls whatever
+ * the block size or the thread count. Tasks (head, block) are independent and run in
+ * parallel when the backend allows concurrent products. */
+#include <omp.h>
+
+#include "kernels.h"
+
+int attention_block_rows(int n) {
+    /* about 192 Ki floats (768 KiB) per tile, whole 16-row panels */
+    int rows = (196608 / (n > 0 ? n : 1)) & ~15;
+    if (rows < 16) rows = 16;
+    if (rows > 512) rows = 512;
+    const int whole = (n + 15) & ~15;
+    return rows < whole ? rows : whole;
+}
+
+void attention_forward(aac_compute *cx, const float *q, const float *k, const float *v, int ld,
+                       float *out, int ldo, int n, int heads, int hw, int causal, float scale,
+                       float *tiles, int slots) {
+    const int rows = attention_block_rows(n), blocks = (n + rows - 1) / rows;
+    const int tasks = heads * blocks;
+    int nt = compute_concurrent(cx) ? omp_get_max_threads() : 1;
+    nt = nt < slots ? nt : slots;
+    nt = nt < tasks ? nt : tasks;
+    /* causal rows need only the keys up to themselves: the block's last row bounds them */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(nt > 0 ? nt : 1)
+    for (int t = 0; t < tasks; t++) {
+        const int hd = t / blocks, r0 = (t % blocks) * rows;
+        const int m = n - r0 < rows ? n - r0 : rows;
+        const int keys = causal ? r0 + m : n;
+        float *s = tiles + (size_t)omp_get_thread_num() * rows * n;
+        const size_t off = (size_t)hd * hw;
+        gemm_nt(cx, m, keys, hw, scale, q + (size_t)r0 * ld + off, ld, k + off, ld, 0.0f, s, keys);
+        softmax_rows(s, m, keys, keys, causal ? r0 : -1);
+        gemm_nn(cx, m, hw, keys, 1.0f, s, keys, v + off, ld, 0.0f, out + (size_t)r0 * ldo + off, ldo);
+    }
+}
