@@ -62,9 +62,13 @@ static aac_status short_data(const char *path, const char *data_path, double nee
                     data_path && strcmp(data_path, path) ? data_path : "", have);
 }
 
-/* Bytes a zlib or gzip stream (several gzip members allowed) at offset of path inflates to,
- * counting until want is reached; -1 when the file cannot be read. */
-static double inflated_size(const char *path, long long offset, double want) {
+/* Bytes the zlib or gzip stream at offset of path inflates to, counted up to want (and one chunk
+ * past it, to see the stream end when it is exactly that long), or -1 when it cannot be read.
+ * *clean: 1 when the stream ended properly (checksum included) or went on past want without
+ * error; 0 when it is corrupt or cut short, however many bytes it gave before: ITK's readers
+ * then leave the rest of the image uninitialised (found by fuzz_metaimage with valgrind). */
+static double inflated_size(const char *path, long long offset, double want, int *clean) {
+    *clean = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     if (offset > 0 && fseeko(f, (off_t)offset, SEEK_SET) != 0) {
@@ -81,25 +85,32 @@ static double inflated_size(const char *path, long long offset, double want) {
     unsigned char *in = malloc(CHUNK), *out = malloc(CHUNK);
     double got = 0;
     int done = !in || !out;
-    while (!done && got < want) {
+    while (!done) {
+        if (got > want + (double)CHUNK) { /* longer than needed, without error so far */
+            *clean = 1;
+            break;
+        }
         if (zs.avail_in == 0) {
             zs.avail_in = (uInt)fread(in, 1, CHUNK, f);
             zs.next_in = in;
-            if (zs.avail_in == 0) break;
+            if (zs.avail_in == 0) break; /* cut short: the stream did not end */
         }
         zs.next_out = out;
         zs.avail_out = (uInt)CHUNK;
         const int r = inflate(&zs, Z_NO_FLUSH);
         got += (double)(CHUNK - zs.avail_out);
         if (r == Z_STREAM_END) {
-            /* another gzip member may follow (bgzip, concatenated files) */
-            if (zs.avail_in == 0) {
+            /* enough, or another gzip member may follow (bgzip, concatenated files) */
+            if (got < want && zs.avail_in == 0) {
                 zs.avail_in = (uInt)fread(in, 1, CHUNK, f);
                 zs.next_in = in;
             }
-            if (zs.avail_in == 0 || inflateReset(&zs) != Z_OK) done = 1;
+            if (got >= want || zs.avail_in == 0 || inflateReset(&zs) != Z_OK) {
+                *clean = 1;
+                done = 1;
+            }
         } else if (r != Z_OK && r != Z_BUF_ERROR) {
-            done = 1;
+            done = 1; /* corrupt */
         }
     }
     inflateEnd(&zs);
@@ -248,7 +259,10 @@ static aac_status check_nifti(const char *path, aac_error *err) {
         }
         if (f) fclose(f);
         const double isize = (double)rd32(t, 0), total = offset + need;
-        have = isize == fmod(total, 4294967296.0) && total < 4294967296.0 ? isize : inflated_size(path, 0, total);
+        int clean = 1;
+        have = isize == fmod(total, 4294967296.0) && total < 4294967296.0 ? isize : inflated_size(path, 0, total, &clean);
+        if (!clean && have - offset >= need)
+            return aac_fail(err, AAC_ERR_FORMAT, "%s: the gzip stream is corrupt or cut short", path);
     }
     if (have - offset < need) return short_data(path, path, need, have - offset < 0 ? 0 : have - offset, err);
     return AAC_OK;
@@ -334,8 +348,12 @@ static aac_status check_data(const char *path, const char *data, double offset, 
     if (size < 0) return aac_fail(err, AAC_ERR_IO, "%s: data file %s: %s", path, data, strerror(errno));
     if (!regular) return aac_fail(err, AAC_ERR_FORMAT, "%s: data file %s is not a regular file", path, data);
     if (compressed) {
-        const double have = inflated_size(data, (long long)offset, need);
+        int clean = 0;
+        const double have = inflated_size(data, (long long)offset, need, &clean);
         if (have < need) return short_data(path, data, need, have < 0 ? 0 : have, err);
+        if (!clean)
+            return aac_fail(err, AAC_ERR_FORMAT, "%s: the compressed data%s%s is corrupt or cut short (zlib)", path,
+                            strcmp(path, data) ? " in " : "", strcmp(path, data) ? data : "");
         return AAC_OK;
     }
     const double have = at_end ? size : size - offset;

@@ -158,6 +158,14 @@ def main(out):
     add("offset_inf.mha", meta_with(Offset="10 inf 30") + RAW, "Offset")
     add("matrix_nan.mha", meta_with(TransformMatrix="1 0 0 0 nan 0 0 0 1") + RAW, "TransformMatrix")
     add("matrix_zero.mha", meta_with(TransformMatrix="0 0 0 0 0 0 0 0 0") + RAW, "degenerate")
+    # a zlib stream that gives enough bytes but fails its checksum, and one cut before its end:
+    # ITK's MetaIO leaves the image uninitialised (found by fuzz_metaimage with valgrind)
+    z = bytearray(zlib.compress(RAW))
+    z[-1] ^= 0xFF
+    add("zlib_bad_check.mha", meta_with(CompressedData="True") + bytes(z), "corrupt or cut short")
+    z2 = zlib.compress(RAW + RAW)
+    assert len(zlib.decompressobj().decompress(z2[:-8])) >= len(RAW)
+    add("zlib_cut.mha", meta_with(CompressedData="True") + z2[:-8], "corrupt or cut short")
     add("matrix_scaled.mha", meta_with(TransformMatrix="1 0 0 0 1 0 0 0.75 2") + RAW, "unit vector")
     add("matrix_sheared.mha", meta_with(TransformMatrix="1 0 0 0.6 0.8 0 0 0 1") + RAW, "not orthogonal")
     add("ascii_missing.mha", meta_with(BinaryData=None) + RAW, "ASCII")
