@@ -21,6 +21,9 @@
 #include "ingest.h"
 
 enum { MAX_HEADER = 1 << 16 /* text headers: a real one is a few hundred bytes */ };
+/* Header lines the libraries read into fixed buffers: MetaIO's string fields hold 254
+ * characters, teem's error messages 1 KiB including the offending line. */
+enum { META_MAX_VALUE = 254, NRRD_MAX_LINE = 768 };
 static const double MAX_MM = 1e6;  /* as geometry.c: 1 km */
 static const double MIN_MM = 1e-6; /* a voxel smaller than a nanometre is a corrupt value */
 
@@ -417,6 +420,13 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
             break;
         }
         if (line[0] == '#' || !strncmp(line, "NRRD000", 7)) continue;
+        /* teem formats a field it cannot parse into a fixed message buffer (biff, 1 KiB) with
+         * vsprintf: a long line overflows its stack (found by fuzz_nrrd). */
+        if (strlen(line) > NRRD_MAX_LINE) {
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: a header line of %zu characters (at most %d)", path, strlen(line),
+                          (int)NRRD_MAX_LINE);
+            break;
+        }
         char *colon = strstr(line, ": ");
         if (!colon || strstr(line, ":=") == colon) continue; /* key/value pairs */
         *colon = '\0';
@@ -587,6 +597,14 @@ static aac_status check_meta(const char *path, aac_error *err) {
             break;
         }
         if (strlen(seen) + strlen(mark) < sizeof seen) strcat(seen, mark + 1);
+        /* MetaIO copies string values (Comment, Name, ObjectSubType, ...) into 255-byte arrays
+         * with strcpy: a longer one overflows (glibc's fortify aborts the process; found by
+         * fuzz_metaimage as heap corruption). No value of ours is that long. */
+        if (strlen(val) > META_MAX_VALUE) {
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: header line %d: the value of %.64s is %zu characters (at most %d)",
+                          path, line_no, key, strlen(val), (int)META_MAX_VALUE);
+            break;
+        }
         if (!strcmp(key, "NDims")) {
             char *end;
             errno = 0;

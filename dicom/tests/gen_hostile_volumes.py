@@ -166,6 +166,10 @@ def main(out):
     z2 = zlib.compress(RAW + RAW)
     assert len(zlib.decompressobj().decompress(z2[:-8])) >= len(RAW)
     add("zlib_cut.mha", meta_with(CompressedData="True") + z2[:-8], "corrupt or cut short")
+    # MetaIO strcpy's string values into 255-byte arrays, teem formats a bad line into a 1 KiB
+    # buffer: long values overflow them (fuzz_metaimage, fuzz_nrrd)
+    add("comment_long.mha", meta_with(Comment="x" * 300) + RAW, "characters (at most 254)")
+    add("line_long.nrrd", nrrd(nrrd_with(content="c" * 1000), RAW), "characters (at most 768)")
     add("matrix_scaled.mha", meta_with(TransformMatrix="1 0 0 0 1 0 0 0.75 2") + RAW, "unit vector")
     add("matrix_sheared.mha", meta_with(TransformMatrix="1 0 0 0.6 0.8 0 0 0 1") + RAW, "not orthogonal")
     add("ascii_missing.mha", meta_with(BinaryData=None) + RAW, "ASCII")
