@@ -1,7 +1,8 @@
 #!/bin/sh
 # Installs a built aaclip .deb into a clean Debian 12 (bookworm) system and runs what a user
-# runs first: `aaclip make-sample-study`, `aaclip score` (demo model), `aaclip-slicer --xml`, and
-# the library through pkg-config. The clean system is a minimal debootstrap chroot (only the
+# runs first: `aaclip make-sample-study`, `aaclip score` (demo model), `aaclip-slicer --xml`,
+# `aaclip plugins` (the installed backend plugins load), and the library through pkg-config.
+# The clean system is a minimal debootstrap chroot (only the
 # essential packages); apt resolves the .deb's Depends from the Debian archive, so a missing or
 # wrong dependency fails here. Needs root, debootstrap and network access to a Debian mirror.
 #   tools/check-deb-clean-install.sh build/packages/aaclip_*.deb [CHROOT_DIR]
@@ -40,6 +41,7 @@ chroot "$ROOT" /bin/sh -eu -c "
   grep -o '\"demo_model\": \"[^\"]*' /root/results/summary.json | head -c 120; echo
   ls /root/results/*/*/* | head -20
   /usr/lib/aaclip/slicer/aaclip-slicer --xml | head -3
+  aaclip plugins
   ldd /usr/bin/aaclip | grep -c 'not found' | grep -qx 0
   echo '== clean install: OK'
 "
