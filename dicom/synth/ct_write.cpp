@@ -71,40 +71,7 @@ aac_status fill(const Series &s, int k, DcmDataset &d, const char *path, aac_err
     snprintf(series_number, sizeof series_number, "%d", p->series_number);
 
     Tags t{d};
-    // SOP Common
-    t.put(DCM_SOPClassUID, UID_CTImageStorage, "SOPClassUID");
-    t.put(DCM_SOPInstanceUID, uid, "SOPInstanceUID");
-    t.put(DCM_InstanceCreationDate, p->study_date, "InstanceCreationDate");
-    t.put(DCM_InstanceCreationTime, p->study_time, "InstanceCreationTime");
-    // Patient
-    t.put(DCM_PatientName, p->patient_name, "PatientName");
-    t.put(DCM_PatientID, p->patient_id, "PatientID");
-    t.put(DCM_PatientBirthDate, p->patient_birth_date, "PatientBirthDate");
-    t.put(DCM_PatientSex, p->patient_sex, "PatientSex");
-    // General Study
-    t.put(DCM_StudyInstanceUID, s.study, "StudyInstanceUID");
-    t.put(DCM_StudyDate, p->study_date, "StudyDate");
-    t.put(DCM_StudyTime, p->study_time, "StudyTime");
-    t.put(DCM_ReferringPhysicianName, "", "ReferringPhysicianName");
-    t.put(DCM_StudyID, p->study_id, "StudyID");
-    t.put(DCM_AccessionNumber, p->accession_number, "AccessionNumber");
-    t.put(DCM_StudyDescription, p->study_description, "StudyDescription");
-    // General Series
-    t.put(DCM_Modality, "CT", "Modality");
-    t.put(DCM_SeriesInstanceUID, s.series, "SeriesInstanceUID");
-    t.put(DCM_SeriesNumber, series_number, "SeriesNumber");
-    t.put(DCM_SeriesDate, p->study_date, "SeriesDate");
-    t.put(DCM_SeriesTime, p->study_time, "SeriesTime");
-    t.put(DCM_SeriesDescription, p->series_description, "SeriesDescription");
-    t.put(DCM_BodyPartExamined, p->body_part, "BodyPartExamined");
-    t.put(DCM_PatientPosition, "HFS", "PatientPosition");
-    // Frame of Reference
-    t.put(DCM_FrameOfReferenceUID, s.frame_of_ref, "FrameOfReferenceUID");
-    t.put(DCM_PositionReferenceIndicator, "", "PositionReferenceIndicator");
-    // General Equipment
-    t.put(DCM_Manufacturer, "aaclip synthetic", "Manufacturer");
-    t.put(DCM_ManufacturerModelName, "aaclip make-sample-study", "ManufacturerModelName");
-    t.put(DCM_SoftwareVersions, kImplementationVersion, "SoftwareVersions");
+    put_common(t, p, UID_CTImageStorage, uid, s.study, s.series, s.frame_of_ref, series_number);
     // General Acquisition, General Image
     t.put(DCM_AcquisitionNumber, "1", "AcquisitionNumber");
     t.put(DCM_AcquisitionDate, p->study_date, "AcquisitionDate");

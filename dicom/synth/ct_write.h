@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "aaclip_synth.h"
 #include "dcm_out.h"
 
 namespace ctw {
@@ -38,6 +39,40 @@ struct Tags {
         return c.good() ? it : nullptr;
     }
 };
+
+// The modules both writers fill alike: SOP Common (class, instance, creation), Patient, General
+// Study, General Series (and CT Series), Frame of Reference, General Equipment.
+inline void put_common(Tags &t, const aac_ct_params *p, const char *sop_class, const char *instance,
+                       const char *study, const char *series, const char *frame_of_ref, const char *series_number) {
+    t.put(DCM_SOPClassUID, sop_class, "SOPClassUID");
+    t.put(DCM_SOPInstanceUID, instance, "SOPInstanceUID");
+    t.put(DCM_InstanceCreationDate, p->study_date, "InstanceCreationDate");
+    t.put(DCM_InstanceCreationTime, p->study_time, "InstanceCreationTime");
+    t.put(DCM_PatientName, p->patient_name, "PatientName");
+    t.put(DCM_PatientID, p->patient_id, "PatientID");
+    t.put(DCM_PatientBirthDate, p->patient_birth_date, "PatientBirthDate");
+    t.put(DCM_PatientSex, p->patient_sex, "PatientSex");
+    t.put(DCM_StudyInstanceUID, study, "StudyInstanceUID");
+    t.put(DCM_StudyDate, p->study_date, "StudyDate");
+    t.put(DCM_StudyTime, p->study_time, "StudyTime");
+    t.put(DCM_ReferringPhysicianName, "", "ReferringPhysicianName");
+    t.put(DCM_StudyID, p->study_id, "StudyID");
+    t.put(DCM_AccessionNumber, p->accession_number, "AccessionNumber");
+    t.put(DCM_StudyDescription, p->study_description, "StudyDescription");
+    t.put(DCM_Modality, "CT", "Modality");
+    t.put(DCM_SeriesInstanceUID, series, "SeriesInstanceUID");
+    t.put(DCM_SeriesNumber, series_number, "SeriesNumber");
+    t.put(DCM_SeriesDate, p->study_date, "SeriesDate");
+    t.put(DCM_SeriesTime, p->study_time, "SeriesTime");
+    t.put(DCM_SeriesDescription, p->series_description, "SeriesDescription");
+    t.put(DCM_BodyPartExamined, p->body_part, "BodyPartExamined");
+    t.put(DCM_PatientPosition, "HFS", "PatientPosition");
+    t.put(DCM_FrameOfReferenceUID, frame_of_ref, "FrameOfReferenceUID");
+    t.put(DCM_PositionReferenceIndicator, "", "PositionReferenceIndicator");
+    t.put(DCM_Manufacturer, "aaclip synthetic", "Manufacturer");
+    t.put(DCM_ManufacturerModelName, "aaclip make-sample-study", "ManufacturerModelName");
+    t.put(DCM_SoftwareVersions, kImplementationVersion, "SoftwareVersions");
+}
 
 inline bool right_handed_orthonormal(const double *D) {
     // Columns are the axes: D[r * 3 + c].

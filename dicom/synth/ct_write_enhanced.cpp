@@ -51,40 +51,8 @@ aac_status fill(const aac_volume *v, const aac_ct_params *p, const Uids &u, DcmD
     const std::string when = std::string(p->study_date ? p->study_date : "") + (p->study_time ? p->study_time : "");
 
     Tags t{d};
-    // SOP Common
-    t.put(DCM_SOPClassUID, kEnhancedCT, "SOPClassUID");
-    t.put(DCM_SOPInstanceUID, u.instance, "SOPInstanceUID");
-    t.put(DCM_InstanceCreationDate, p->study_date, "InstanceCreationDate");
-    t.put(DCM_InstanceCreationTime, p->study_time, "InstanceCreationTime");
-    // Patient, General Study
-    t.put(DCM_PatientName, p->patient_name, "PatientName");
-    t.put(DCM_PatientID, p->patient_id, "PatientID");
-    t.put(DCM_PatientBirthDate, p->patient_birth_date, "PatientBirthDate");
-    t.put(DCM_PatientSex, p->patient_sex, "PatientSex");
-    t.put(DCM_StudyInstanceUID, u.study, "StudyInstanceUID");
-    t.put(DCM_StudyDate, p->study_date, "StudyDate");
-    t.put(DCM_StudyTime, p->study_time, "StudyTime");
-    t.put(DCM_ReferringPhysicianName, "", "ReferringPhysicianName");
-    t.put(DCM_StudyID, p->study_id, "StudyID");
-    t.put(DCM_AccessionNumber, p->accession_number, "AccessionNumber");
-    t.put(DCM_StudyDescription, p->study_description, "StudyDescription");
-    // General Series, CT Series
-    t.put(DCM_Modality, "CT", "Modality");
-    t.put(DCM_SeriesInstanceUID, u.series, "SeriesInstanceUID");
-    t.put(DCM_SeriesNumber, series_number, "SeriesNumber");
-    t.put(DCM_SeriesDate, p->study_date, "SeriesDate");
-    t.put(DCM_SeriesTime, p->study_time, "SeriesTime");
-    t.put(DCM_SeriesDescription, p->series_description, "SeriesDescription");
-    t.put(DCM_BodyPartExamined, p->body_part, "BodyPartExamined");
-    t.put(DCM_PatientPosition, "HFS", "PatientPosition");
-    // Frame of Reference
-    t.put(DCM_FrameOfReferenceUID, u.frame_of_ref, "FrameOfReferenceUID");
-    t.put(DCM_PositionReferenceIndicator, "", "PositionReferenceIndicator");
-    // General and Enhanced General Equipment
-    t.put(DCM_Manufacturer, "aaclip synthetic", "Manufacturer");
-    t.put(DCM_ManufacturerModelName, "aaclip make-sample-study", "ManufacturerModelName");
-    t.put(DCM_DeviceSerialNumber, "none", "DeviceSerialNumber");
-    t.put(DCM_SoftwareVersions, kImplementationVersion, "SoftwareVersions");
+    put_common(t, p, kEnhancedCT, u.instance, u.study, u.series, u.frame_of_ref, series_number);
+    t.put(DCM_DeviceSerialNumber, "none", "DeviceSerialNumber");  // Enhanced General Equipment
     // Enhanced CT Image, Multi-frame Functional Groups, Acquisition Context
     t.put(DCM_ImageType, "DERIVED\\PRIMARY\\VOLUME\\NONE", "ImageType");
     t.put(DCM_InstanceNumber, "1", "InstanceNumber");
