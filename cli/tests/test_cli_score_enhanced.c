@@ -21,6 +21,7 @@
 
 #include "aaclip_outputs.h"
 #include "testutil.h"
+#include "tu_run.h"
 
 #define PY "/usr/bin/python3"
 #define CHECK_PY AACLIP_SOURCE_DIR "/dicom/tests/out_check.py"
@@ -28,19 +29,8 @@
 
 static char g_dir[] = "/tmp/aac_test_enh_XXXXXX";
 
-static int sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int sh(const char *fmt, ...) {
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    int st = system(cmd);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
-static int have_dciodvfy(void) { return sh("command -v dciodvfy >/dev/null 2>&1") == 0; }
+static int have_dciodvfy(void) { return tu_sh("command -v dciodvfy >/dev/null 2>&1") == 0; }
 
 /* dciodvfy errors in path (its warnings are printed, errors fail the check). */
 static int dciodvfy_errors(const char *path) {
@@ -80,9 +70,9 @@ static void check_objects(const char *dir, const char *src) {
         CHECK(access(p, R_OK) == 0, "missing %s", p);
         if (have_dciodvfy()) CHECK(dciodvfy_errors(p) == 0, "%s: dciodvfy reports errors", p);
     }
-    CHECK(sh(PY " " CHECK_PY " result-dir '%s' '%s'", dir, src) == 0,
+    CHECK(tu_sh(PY " " CHECK_PY " result-dir '%s' '%s'", dir, src) == 0,
           "%s: references do not resolve or frames lie off their source planes", dir);
-    CHECK(sh("dsrdump '%s/sr.dcm' >/dev/null", dir) == 0, "%s/sr.dcm: dsrdump cannot read it", dir);
+    CHECK(tu_sh("dsrdump '%s/sr.dcm' >/dev/null", dir) == 0, "%s/sr.dcm: dsrdump cannot read it", dir);
 }
 
 static aac_volume *load_one(const char *dir) {
@@ -104,8 +94,8 @@ static void test_generated(void) {
     snprintf(out_e, sizeof out_e, "%s/out_enhanced", g_dir);
     snprintf(out_c, sizeof out_c, "%s/out_classic", g_dir);
     const char *opts = "--size 96 --slices 12 --lesions 2 --gap 10";
-    CHECK(sh("%s make-sample-study -o %s %s --enhanced >/dev/null", AACLIP_EXE, enh, opts) == 0, "make enhanced");
-    CHECK(sh("%s make-sample-study -o %s %s >/dev/null", AACLIP_EXE, cls, opts) == 0, "make classic");
+    CHECK(tu_sh("%s make-sample-study -o %s %s --enhanced >/dev/null", AACLIP_EXE, enh, opts) == 0, "make enhanced");
+    CHECK(tu_sh("%s make-sample-study -o %s %s >/dev/null", AACLIP_EXE, cls, opts) == 0, "make classic");
     char src[600];
     snprintf(src, sizeof src, "%s/dicom/enhanced_ct.dcm", enh);
     if (have_dciodvfy()) CHECK(dciodvfy_errors(src) == 0, "the generated Enhanced CT is not valid");
@@ -132,8 +122,8 @@ static void test_generated(void) {
             CHECK(a->spacing[i] == b->spacing[i] && a->origin[i] == b->origin[i], "geometry differs on axis %d", i);
     }
 
-    CHECK(sh("%s score %s/dicom -o %s --model %s --quiet", AACLIP_EXE, enh, out_e, DEMO) == 0, "score enhanced");
-    CHECK(sh("%s score %s/dicom -o %s --model %s --quiet", AACLIP_EXE, cls, out_c, DEMO) == 0, "score classic");
+    CHECK(tu_sh("%s score %s/dicom -o %s --model %s --quiet", AACLIP_EXE, enh, out_e, DEMO) == 0, "score enhanced");
+    CHECK(tu_sh("%s score %s/dicom -o %s --model %s --quiet", AACLIP_EXE, cls, out_c, DEMO) == 0, "score classic");
     char de[4][1024], dc[4][1024];
     CHECK(result_dirs(out_e, de, 4) == 1 && result_dirs(out_c, dc, 4) == 1, "one result folder each expected");
     snprintf(src, sizeof src, "%s/dicom", enh);
@@ -158,7 +148,7 @@ static void test_generated(void) {
     /* The same phantom gives the same results, whatever the source layout. */
     static const char *const same[] = {"seg_probability.dcm", "seg_binary.dcm", "pmap.dcm"};
     for (int i = 0; i < 3; i++)
-        CHECK(sh(PY " " CHECK_PY " same-pixels '%s/%s' '%s/%s'", de[0], same[i], dc[0], same[i]) == 0,
+        CHECK(tu_sh(PY " " CHECK_PY " same-pixels '%s/%s' '%s/%s'", de[0], same[i], dc[0], same[i]) == 0,
               "%s differs between the enhanced and the classic source", same[i]);
     aac_volume_free(a);
     aac_volume_free(b);
@@ -169,7 +159,7 @@ static void test_shared(void) {
     const char *in = tu_shared_opt("dicom/dcm_qa_enh/In");
     if (!in) return;
     snprintf(out, sizeof out, "%s/out_qa_enh", g_dir);
-    CHECK(sh("%s score %s -o %s --model %s --quiet", AACLIP_EXE, in, out, DEMO) == 0, "score dcm_qa_enh");
+    CHECK(tu_sh("%s score %s -o %s --model %s --quiet", AACLIP_EXE, in, out, DEMO) == 0, "score dcm_qa_enh");
     char p[600];
     snprintf(p, sizeof p, "%s/summary.json", out);
     json_t *j = json_load_file(p, 0, NULL);
@@ -193,13 +183,13 @@ static void test_shared(void) {
 }
 
 int main(void) {
-    if (sh(PY " -c 'import pydicom, numpy' 2>/dev/null") != 0) {
+    if (tu_sh(PY " -c 'import pydicom, numpy' 2>/dev/null") != 0) {
         printf("SKIP: " PY " with pydicom and numpy is needed for the independent checks\n");
         return 77;
     }
     CHECK(mkdtemp(g_dir) != NULL, "mkdtemp");
     test_generated();
     test_shared();
-    if (!tu_failures) sh("rm -rf %s", g_dir);
+    if (!tu_failures) tu_sh("rm -rf %s", g_dir);
     return tu_finish("test_cli_score_enhanced");
 }

@@ -20,19 +20,10 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "tu_run.h"
 
 static char g_dir[] = "/tmp/aac_test_mpi_XXXXXX";
 
-static int sh(const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    int st = system(cmd);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static json_t *counts_of(const char *out) {
     char p[600];
@@ -55,16 +46,16 @@ int main(void) {
     char in[8192] = "", out[600];
     /* the batch */
     for (int s = 1; s <= 2; s++) {
-        CHECK(sh("%s make-sample-study -o %s/ph%d --seed %d --size 96 --slices 10 --lesions 1 >/dev/null", AACLIP_EXE,
+        CHECK(tu_sh("%s make-sample-study -o %s/ph%d --seed %d --size 96 --slices 10 --lesions 1 >/dev/null", AACLIP_EXE,
                  g_dir, s, 40 + s) == 0, "make-sample-study %d", s);
         snprintf(in + strlen(in), sizeof in - strlen(in), " %s/ph%d", g_dir, s);
     }
-    CHECK(sh("/usr/bin/python3 %s/make_rgb_png.py %s/photo.png", AACLIP_TEST_SOURCE_DIR, g_dir) == 0, "picture");
+    CHECK(tu_sh("/usr/bin/python3 %s/make_rgb_png.py %s/photo.png", AACLIP_TEST_SOURCE_DIR, g_dir) == 0, "picture");
     snprintf(in + strlen(in), sizeof in - strlen(in), " %s/photo.png %s/testdata/sample-study/dicom", g_dir,
              AACLIP_SOURCE_DIR);
     int expect_rc = 0;
-    if (sh("/usr/bin/python3 -c 'import pydicom' 2>/dev/null") == 0 &&
-        sh("/usr/bin/python3 %s/gen_score_fixtures.py %s/fixtures", AACLIP_TEST_SOURCE_DIR, g_dir) == 0) {
+    if (tu_sh("/usr/bin/python3 -c 'import pydicom' 2>/dev/null") == 0 &&
+        tu_sh("/usr/bin/python3 %s/gen_score_fixtures.py %s/fixtures", AACLIP_TEST_SOURCE_DIR, g_dir) == 0) {
         snprintf(in + strlen(in), sizeof in - strlen(in), " %s/fixtures", g_dir);
         expect_rc = 1; /* study C cannot be decoded: failed, the run goes on, exit 1 */
     } else {
@@ -87,14 +78,14 @@ int main(void) {
     /* the reference: one process */
     char ref[600];
     snprintf(ref, sizeof ref, "%s/ref", g_dir);
-    int rc = sh("timeout -k 10 600 %s score %s -o %s %s", AACLIP_EXE, in, ref, opts);
+    int rc = tu_sh("timeout -k 10 600 %s score %s -o %s %s", AACLIP_EXE, in, ref, opts);
     CHECK(rc == expect_rc, "single process: exit %d, expected %d", rc, expect_rc);
 
     /* 3 ranks */
     snprintf(out, sizeof out, "%s/mpi", g_dir);
-    rc = sh("%s -np 3 %s score %s -o %s %s 2>%s/mpi.log", mpi, AACLIP_EXE, in, out, opts, g_dir);
+    rc = tu_sh("%s -np 3 %s score %s -o %s %s 2>%s/mpi.log", mpi, AACLIP_EXE, in, out, opts, g_dir);
     CHECK(rc == expect_rc, "mpirun -np 3: exit %d, expected %d", rc, expect_rc);
-    CHECK(sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
+    CHECK(tu_sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
           "mpirun -np 3 differs from one process");
     char p[700];
     snprintf(p, sizeof p, "%s/summary.json", out);
@@ -109,25 +100,25 @@ int main(void) {
     }
     json_decref(s);
     printf("series scored per rank: %d, %d, %d\n", ranks_seen[0], ranks_seen[1], ranks_seen[2]);
-    CHECK(sh("ls -a %s | grep -q aaclip-mpi", out) != 0, "the run's marker file was left behind");
+    CHECK(tu_sh("ls -a %s | grep -q aaclip-mpi", out) != 0, "the run's marker file was left behind");
 
     /* rank 2 dies (SIGKILL) on its first series: it goes to another rank, the run completes
      * (with the fault injection on, rank 0 hands out the first series once every rank is
      * ready, so rank 2 gets one whatever the machine's load) */
     snprintf(out, sizeof out, "%s/kill", g_dir);
-    rc = sh("AACLIP_TEST_KILL_RANK=2 %s --enable-recovery -np 3 %s score %s -o %s %s --rank-timeout 60 2>%s/kill.log",
+    rc = tu_sh("AACLIP_TEST_KILL_RANK=2 %s --enable-recovery -np 3 %s score %s -o %s %s --rank-timeout 60 2>%s/kill.log",
             mpi, AACLIP_EXE, in, out, opts, g_dir);
     /* under --enable-recovery Open MPI 4's mpirun exits 0 whatever the ranks say: the summary
      * is the outcome */
     CHECK(rc == 0, "mpirun --enable-recovery: exit %d", rc);
-    CHECK(sh("grep -q 'rank 2 (.*) died' %s/kill.log && grep -q 'handed to another rank (rank 2 died on it)' %s/kill.log",
+    CHECK(tu_sh("grep -q 'rank 2 (.*) died' %s/kill.log && grep -q 'handed to another rank (rank 2 died on it)' %s/kill.log",
              g_dir, g_dir) == 0, "the death of rank 2 and the hand-over are not in the log");
-    CHECK(sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
+    CHECK(tu_sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
           "the run with a killed rank differs from one process");
 
     /* a rerun skips what is finished (the failing series fails again) */
     snprintf(out, sizeof out, "%s/mpi", g_dir);
-    rc = sh("%s -np 3 %s score %s -o %s %s 2>/dev/null", mpi, AACLIP_EXE, in, out, opts);
+    rc = tu_sh("%s -np 3 %s score %s -o %s %s 2>/dev/null", mpi, AACLIP_EXE, in, out, opts);
     CHECK(rc == expect_rc, "rerun: exit %d", rc);
     json_t *c0 = counts_of(ref), *c1 = counts_of(out);
     CHECK(c0 && c1 && json_integer_value(json_object_get(c1, "skipped")) == json_integer_value(json_object_get(c0, "done")) &&
@@ -136,7 +127,7 @@ int main(void) {
           "rerun: not every finished series skipped");
     json_decref(c0), json_decref(c1);
 
-    if (!tu_failures) sh("rm -rf %s", g_dir);
+    if (!tu_failures) tu_sh("rm -rf %s", g_dir);
     return tu_finish("test_cli_score_mpi");
 #endif
 }

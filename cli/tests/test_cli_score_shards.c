@@ -15,19 +15,10 @@
 #include <unistd.h>
 
 #include "testutil.h"
+#include "tu_run.h"
 
 static char g_dir[] = "/tmp/aac_test_shards_XXXXXX";
 
-static int sh(const char *fmt, ...) {
-    char cmd[16384];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    fflush(stdout);
-    int st = system(cmd);
-    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-}
 
 static int count_status(const char *out, const char *status) {
     char p[600];
@@ -46,40 +37,40 @@ int main(void) {
     char in[4096] = "", opts[1024], ref[600], out[600];
     const int slices[3] = {4, 7, 10};
     for (int s = 0; s < 3; s++) {
-        CHECK(sh("%s make-sample-study -o %s/ph%d --seed %d --size 64 --slices %d --lesions 0 >/dev/null", AACLIP_EXE,
+        CHECK(tu_sh("%s make-sample-study -o %s/ph%d --seed %d --size 64 --slices %d --lesions 0 >/dev/null", AACLIP_EXE,
                  g_dir, s, 60 + s, slices[s]) == 0, "make-sample-study %d", s);
         snprintf(in + strlen(in), sizeof in - strlen(in), " %s/ph%d", g_dir, s);
     }
-    CHECK(sh("/usr/bin/python3 %s/make_rgb_png.py %s/photo.png", AACLIP_TEST_SOURCE_DIR, g_dir) == 0, "picture");
+    CHECK(tu_sh("/usr/bin/python3 %s/make_rgb_png.py %s/photo.png", AACLIP_TEST_SOURCE_DIR, g_dir) == 0, "picture");
     snprintf(in + strlen(in), sizeof in - strlen(in), " %s/photo.png", g_dir);
     snprintf(opts, sizeof opts, "--model %s/testdata/demo-model --threads 1 --pictures always --quiet", AACLIP_SOURCE_DIR);
     snprintf(ref, sizeof ref, "%s/ref", g_dir);
     snprintf(out, sizeof out, "%s/array", g_dir);
-    CHECK(sh("timeout -k 10 600 %s score %s -o %s %s", AACLIP_EXE, in, ref, opts) == 0, "single process");
+    CHECK(tu_sh("timeout -k 10 600 %s score %s -o %s %s", AACLIP_EXE, in, ref, opts) == 0, "single process");
 
     /* shard 1 of 2: its own summary; no combined one yet; merge shows shard 2's as not scored */
-    CHECK(sh("timeout -k 10 600 %s score %s -o %s %s --shard 1/2", AACLIP_EXE, in, out, opts) == 0, "shard 1/2");
+    CHECK(tu_sh("timeout -k 10 600 %s score %s -o %s %s --shard 1/2", AACLIP_EXE, in, out, opts) == 0, "shard 1/2");
     char p[700];
     snprintf(p, sizeof p, "%s/summary.json", out);
     CHECK(access(p, F_OK) != 0, "a combined summary before shard 2 ran");
     snprintf(p, sizeof p, "%s/shards/1-of-2/summary.json", out);
     CHECK(access(p, F_OK) == 0, "no summary of shard 1");
-    CHECK(sh("%s summary merge %s --quiet", AACLIP_EXE, out) == 1, "merge with a shard missing: exit status not 1");
+    CHECK(tu_sh("%s summary merge %s --quiet", AACLIP_EXE, out) == 1, "merge with a shard missing: exit status not 1");
     const int missing = count_status(out, "not scored"), first = count_status(out, "done");
     CHECK(missing >= 1 && first >= 1 && missing + first == 7, "after shard 1: %d done, %d not scored (7 series)", first,
           missing);
 
     /* shard 2 of 2: the last one merges; the result is the single-process run */
-    CHECK(sh("timeout -k 10 600 %s score %s -o %s %s --shard 2/2", AACLIP_EXE, in, out, opts) == 0, "shard 2/2");
-    CHECK(sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
+    CHECK(tu_sh("timeout -k 10 600 %s score %s -o %s %s --shard 2/2", AACLIP_EXE, in, out, opts) == 0, "shard 2/2");
+    CHECK(tu_sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
           "shards 1/2 + 2/2 differ from one process");
     CHECK(count_status(out, "done") == 7, "merged: not 7 series done");
-    CHECK(sh("%s summary merge %s --quiet", AACLIP_EXE, out) == 0, "summary merge: exit status");
-    CHECK(sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
+    CHECK(tu_sh("%s summary merge %s --quiet", AACLIP_EXE, out) == 0, "summary merge: exit status");
+    CHECK(tu_sh("/usr/bin/python3 %s/compare_runs.py %s %s", AACLIP_TEST_SOURCE_DIR, ref, out) == 0,
           "aaclip summary merge differs from one process");
 
     /* the split is a property of the inputs: rerunning shard 2 finds its series done */
-    CHECK(sh("timeout -k 10 600 %s score %s -o %s %s --shard 2/2", AACLIP_EXE, in, out, opts) == 0, "rerun shard 2/2");
+    CHECK(tu_sh("timeout -k 10 600 %s score %s -o %s %s --shard 2/2", AACLIP_EXE, in, out, opts) == 0, "rerun shard 2/2");
     snprintf(p, sizeof p, "%s/shards/2-of-2", out);
     CHECK(count_status(p, "skipped (already done)") == 7 - first && count_status(p, "done") == 0,
           "rerun of shard 2: its series are not all skipped");
@@ -87,11 +78,11 @@ int main(void) {
     /* usage errors */
     const char *bad[] = {"0/2", "3/2", "1/0", "x", "1/2/3", "-1/2"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CHECK(sh("%s score %s -o %s --shard %s 2>/dev/null", AACLIP_EXE, in, out, bad[i]) == 2, "--shard %s accepted",
+        CHECK(tu_sh("%s score %s -o %s --shard %s 2>/dev/null", AACLIP_EXE, in, out, bad[i]) == 2, "--shard %s accepted",
               bad[i]);
-    CHECK(sh("%s summary merge %s/nothing --quiet 2>/dev/null", AACLIP_EXE, g_dir) == 2, "merge of nothing");
-    CHECK(sh("%s summary 2>/dev/null", AACLIP_EXE) == 2, "summary without merge");
+    CHECK(tu_sh("%s summary merge %s/nothing --quiet 2>/dev/null", AACLIP_EXE, g_dir) == 2, "merge of nothing");
+    CHECK(tu_sh("%s summary 2>/dev/null", AACLIP_EXE) == 2, "summary without merge");
 
-    if (!tu_failures) sh("rm -rf %s", g_dir);
+    if (!tu_failures) tu_sh("rm -rf %s", g_dir);
     return tu_finish("test_cli_score_shards");
 }
