@@ -2,13 +2,16 @@
  * with the shared pipeline (aac_score_series) and delivers results to the destination with
  * retries and backoff; receiving never waits for it. Jobs are looked up by id after every
  * unlocked step: the spool's job list may move while a series is scored. */
-#define _POSIX_C_SOURCE 200809L
+#define _GNU_SOURCE /* syscall(SYS_gettid): setpriority on this thread alone */
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "error.h"
 #include "fsutil.h"
@@ -182,11 +185,21 @@ static void wait_until(aac_node *n, double wake) {
     pthread_cond_timedwait(&n->sp.cv, &n->sp.mu, &ts);
 }
 
+/* Nice value the worker adds to the node's: receiving never waits for scoring, so the threads
+ * that answer C-STORE win the CPU over the worker and the compute threads it starts (they
+ * inherit its priority: Linux priorities are per thread). */
+enum { WORKER_NICE = 10 };
+
 void *node_worker(void *arg) {
     aac_node *n = arg;
     spool *sp = &n->sp;
     aac_scorer *sc = NULL;
     aac_error e = {0};
+    const id_t tid = (id_t)syscall(SYS_gettid);
+    errno = 0;
+    const int base = getpriority(PRIO_PROCESS, tid);
+    if (errno == 0 && setpriority(PRIO_PROCESS, tid, base + WORKER_NICE) != 0)
+        node_log(n, "warning", "", "the worker could not lower its CPU priority");
     if (n->p.open_scorer(n->p.user, &sc, &e)) {
         snprintf(n->fatal_msg, sizeof n->fatal_msg, "the scorer cannot be opened: %s", e.message);
         node_log(n, "error", "", n->fatal_msg);
