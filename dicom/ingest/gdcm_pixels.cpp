@@ -61,35 +61,40 @@ aac_status check_codestreams(const dcm_file *f, DcmDataset *ds, aac_error *err) 
     return AAC_OK;
 }
 
-// The attributes GDCM needs to decode the pixel data, and nothing else: GDCM also interprets
-// spacing, orientation and other modules while reading and asserts (aborting the process) on
-// some malformed values (found by fuzz_dicom_file: ImageHelper::GetSpacingValue), which we do
-// not need from it: geometry comes from our own header reading.
-const DcmTagKey kPixelModule[] = {DCM_SOPClassUID,         DCM_SOPInstanceUID,       DCM_SamplesPerPixel,
-                                  DCM_PhotometricInterpretation, DCM_PlanarConfiguration, DCM_NumberOfFrames,
-                                  DCM_Rows,                DCM_Columns,              DCM_BitsAllocated,
-                                  DCM_BitsStored,          DCM_HighBit,              DCM_PixelRepresentation,
-                                  DCM_PixelData};
-
-// The file reduced to kPixelModule, serialised in its own transfer syntax into out.
+// The file as GDCM is given it: the image pixel module written afresh from the values our own
+// header reading checked (standard VRs), and the encapsulated pixel data. GDCM interprets every
+// other module while reading and asserts (aborting the process) on malformed values: spacing
+// (ImageHelper::GetSpacingValue) and a Samples per Pixel of another VR (Attribute::
+// SetFromDataElement), both found by fuzz_dicom_file. Geometry comes from our own reading.
 aac_status pixel_module_stream(const dcm_file *f, DcmFileFormat &ff, std::string &out, aac_error *err) {
     DcmDataset *ds = ff.getDataset();
     const E_TransferSyntax xfer = ds->getOriginalXfer();
     DcmFileFormat reduced;
     DcmDataset *rd = reduced.getDataset();
-    for (const DcmTagKey &tag : kPixelModule) {
-        DcmElement *el = nullptr;
-        if (ds->findAndGetElement(tag, el).bad() || !el) continue;
-        DcmElement *copy = OFstatic_cast(DcmElement *, el->clone());
-        if (!copy || rd->insert(copy, true).bad()) {
-            delete copy;
-            return aac_fail(err, AAC_ERR_NOMEM, "%s: cannot copy the pixel data for the decoder", f->path);
-        }
+    const char *sop_class = dcmIsImageStorageSOPClassUID(f->sop_class) ? f->sop_class : UID_SecondaryCaptureImageStorage;
+    OFCondition c = rd->putAndInsertString(DCM_SOPClassUID, sop_class);
+    if (c.good()) c = rd->putAndInsertString(DCM_SOPInstanceUID, f->sop_uid[0] ? f->sop_uid : "1.2.3");
+    if (c.good()) c = rd->putAndInsertUint16(DCM_SamplesPerPixel, (Uint16)f->spp);
+    if (c.good()) c = rd->putAndInsertString(DCM_PhotometricInterpretation, f->photometric[0] ? f->photometric : "MONOCHROME2");
+    if (c.good() && f->spp > 1) c = rd->putAndInsertUint16(DCM_PlanarConfiguration, (Uint16)f->planar);
+    if (c.good() && f->n_frames > 1) {
+        char frames[16];
+        snprintf(frames, sizeof frames, "%d", f->n_frames);
+        c = rd->putAndInsertString(DCM_NumberOfFrames, frames);
     }
-    DcmMetaInfo *meta = reduced.getMetaInfo();
-    OFCondition c = meta->putAndInsertString(DCM_TransferSyntaxUID, f->ts_uid);
+    if (c.good()) c = rd->putAndInsertUint16(DCM_Rows, (Uint16)f->rows);
+    if (c.good()) c = rd->putAndInsertUint16(DCM_Columns, (Uint16)f->cols);
+    if (c.good()) c = rd->putAndInsertUint16(DCM_BitsAllocated, (Uint16)f->bits_alloc);
+    if (c.good()) c = rd->putAndInsertUint16(DCM_BitsStored, (Uint16)f->bits_stored);
+    if (c.good()) c = rd->putAndInsertUint16(DCM_HighBit, (Uint16)f->high_bit);
+    if (c.good()) c = rd->putAndInsertUint16(DCM_PixelRepresentation, (Uint16)f->pixel_rep);
+    DcmElement *px = nullptr;
+    if (c.good() && (ds->findAndGetElement(DCM_PixelData, px).bad() || !px)) c = EC_TagNotFound;
+    DcmElement *copy = c.good() ? OFstatic_cast(DcmElement *, px->clone()) : nullptr;
+    if (c.good() && (!copy || (c = rd->insert(copy, true)).bad())) delete copy;
+    if (c.good()) c = reduced.getMetaInfo()->putAndInsertString(DCM_TransferSyntaxUID, f->ts_uid);
     if (c.good()) c = reduced.validateMetaInfo(xfer);
-    const Uint32 len = reduced.calcElementLength(xfer, EET_ExplicitLength);
+    const Uint32 len = c.good() ? reduced.calcElementLength(xfer, EET_ExplicitLength) : 0;
     if (c.bad() || len == DCM_UndefinedLength)
         return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot prepare the pixel data for the decoder (%s)", f->path,
                         c.bad() ? c.text() : "length");
