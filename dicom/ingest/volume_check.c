@@ -294,6 +294,17 @@ static aac_status read_text(const char *path, text_header *t, aac_error *err) {
     return AAC_OK;
 }
 
+/* A header line is text: no NUL or other control byte but tab and carriage return. teem and
+ * MetaIO read such lines their own ways (found by fuzz_nrrd: a field after NUL bytes that we
+ * skipped and teem used), so a header holding one is refused rather than guessed. */
+static int text_line(const char *line, size_t len) {
+    for (size_t i = 0; i < len; i++) {
+        const unsigned char c = (unsigned char)line[i];
+        if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) return 0;
+    }
+    return 1;
+}
+
 static char *trim(char *s) {
     while (*s && isspace((unsigned char)*s)) s++;
     char *e = s + strlen(s);
@@ -411,6 +422,10 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
         char *line = t.text + pos;
         char *nl = memchr(line, '\n', t.len - pos);
         if (!nl) break; /* a header line without its end: the header is longer than we read */
+        if (nl > line && !text_line(line, (size_t)(nl - line)) && line[0] != '#') {
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: a header line holds a control character (not a text header)", path);
+            break;
+        }
         *nl = '\0';
         pos = (size_t)(nl - t.text) + 1;
         if (nl > line && nl[-1] == '\r') nl[-1] = '\0';
@@ -576,9 +591,14 @@ static aac_status check_meta(const char *path, aac_error *err) {
         char *line = t.text + pos;
         char *nl = memchr(line, '\n', t.len - pos);
         if (!nl) nl = t.text + t.len;
+        line_no++;
+        if (!text_line(line, (size_t)(nl - line))) {
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: header line %d holds a control character (not a text header)", path,
+                          line_no);
+            break;
+        }
         *nl = '\0';
         pos = (size_t)(nl - t.text) + 1;
-        line_no++;
         if (!*trim(line)) continue;
         /* Only "Key = Value" lines, each key once: where our reading and MetaIO's could differ
          * (odd keys, repeats, stray text) the header is refused rather than guessed. */
