@@ -54,7 +54,8 @@ static inline const char *dt_scratch(const char *name) {
     static char buf[4][4096];
     static int slot;
     char *p = buf[slot++ & 3];
-    snprintf(p, 4096, "%s/dicom_test_out/%s", AACLIP_BINARY_DIR, name);
+    /* one folder per test program: tests run in parallel and may use the same case names */
+    snprintf(p, 4096, "%s/dicom_test_out/%s/%s", AACLIP_BINARY_DIR, AACLIP_TEST_NAME, name);
     dt_run("rm -rf '%s' && mkdir -p '%s'", p, p);
     return p;
 }

@@ -19,7 +19,7 @@ static double now(void) {
 int main(void) {
     dt_need_python("pydicom, numpy");
     char dir[4096], series[4200];
-    snprintf(dir, sizeof dir, "%s/dicom_test_out/bench", AACLIP_BINARY_DIR);
+    snprintf(dir, sizeof dir, "%s/dicom_test_out/" AACLIP_TEST_NAME "/bench", AACLIP_BINARY_DIR);
     snprintf(series, sizeof series, "%s/ct512", dir);
     if (dt_run("test $(ls '%s' 2>/dev/null | wc -l) -eq 300", series) != 0)
         CHECK(dt_run("mkdir -p '%s' && " DT_PY " '%s/gen_fixtures.py' '%s' bench", dir, AACLIP_DICOM_TESTS_DIR, dir) == 0,

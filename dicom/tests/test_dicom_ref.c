@@ -61,7 +61,7 @@ static void in_repo(void) {
     check_case("gen_4d", s4, refs4);
     /* The comparison must be able to fail: the 4-D output is not the CT reference. */
     const char *neg = dt_scratch("negative_repo");
-    int st = dt_run("cp '%s'/dicom_test_out/gen_4d/*.nii* '%s/' && " DT_PY " '%s' '%s' %s >/dev/null", AACLIP_BINARY_DIR,
+    int st = dt_run("cp '%s'/dicom_test_out/" AACLIP_TEST_NAME "/gen_4d/*.nii* '%s/' && " DT_PY " '%s' '%s' %s >/dev/null", AACLIP_BINARY_DIR,
                     neg, compare, neg, refs);
     CHECK(st == 1, "negative control: compare_nifti.py accepted a different series (status %d)", st);
 }
@@ -87,7 +87,7 @@ static void shared_corpora(void) {
         /* The comparison must be able to fail: series 5's output is not reference 4. */
         const char *neg = dt_scratch("negative");
         char out5[4096];
-        snprintf(out5, sizeof out5, "%s/dicom_test_out/nih/5_Axial_EPI-FMRI__Sequential_I_to_S_.nii", AACLIP_BINARY_DIR);
+        snprintf(out5, sizeof out5, "%s/dicom_test_out/" AACLIP_TEST_NAME "/nih/5_Axial_EPI-FMRI__Sequential_I_to_S_.nii", AACLIP_BINARY_DIR);
         int st = dt_run("cp '%s' '%s/' && " DT_PY " '%s' '%s' '%s/Ref/DCM2NIIX_regression_test_4.nii' >/dev/null",
                         out5, neg, compare, neg, nih);
         CHECK(st == 1, "negative control: compare_nifti.py accepted a different series (status %d)", st);
