@@ -4,6 +4,8 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 FUZZ_SECONDS ?= 30
+# A fixed seed: the mutations of a make-test run are the same on every run (campaigns use random ones).
+FUZZ_SEED ?= 1
 JOBS ?= $(shell nproc)
 SHARED ?= $(abspath ../shared)
 
@@ -50,7 +52,7 @@ fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_unpickle fuzz_safetensors dicom_fuzzers
 	@set -e; for t in unpickle safetensors; do \
 	  dir=$$(mktemp -d); cp core/fuzz/corpus/$$t/* $$dir/; \
-	  $(FUZZ_BUILD)/core/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 \
+	  $(FUZZ_BUILD)/core/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -rss_limit_mb=2048 \
 	    -artifact_prefix=$(FUZZ_BUILD)/ $$dir; \
 	  rm -rf $$dir; \
 	done
@@ -58,7 +60,7 @@ fuzz: deps
 	  dir=$$(mktemp -d); cp dicom/fuzz/corpus/$$t/* $$dir/; \
 	  dict=""; if [ -f dicom/fuzz/$$t.dict ]; then dict="-dict=dicom/fuzz/$$t.dict"; fi; \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/dicom/fuzz/lsan.supp \
-	  $(FUZZ_BUILD)/dicom/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -timeout=30 \
+	  $(FUZZ_BUILD)/dicom/fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -seed=$(FUZZ_SEED) -rss_limit_mb=2048 -timeout=30 \
 	    $$dict -artifact_prefix=$(FUZZ_BUILD)/ $$dir; \
 	  rm -rf $$dir; \
 	done

@@ -173,6 +173,8 @@ def main(out):
     # a field after NUL bytes: we would skip the line, teem reads it (fuzz_nrrd)
     add("nul_in_header.nrrd", nrrd(nrrd_with(space_directions=None)).replace(b"sizes:", b"spac\0\0\0e directions: (0.5,0,1) (0,0.75,0) (0,0,2)\nsizes:") + b"\n" + RAW, "control character")
     add("control_in_header.mha", meta_with(data_file="\x0c\x0c data.raw"), "control character")
+    add("key_long.mha", meta(META_OK[:3] + [("K" * 300, "1")] + META_OK[3:] + [("ElementDataFile", "LOCAL")]) + RAW,
+        "not a MetaImage key")
     add("matrix_scaled.mha", meta_with(TransformMatrix="1 0 0 0 1 0 0 0.75 2") + RAW, "unit vector")
     add("matrix_sheared.mha", meta_with(TransformMatrix="1 0 0 0.6 0.8 0 0 0 1") + RAW, "not orthogonal")
     add("ascii_missing.mha", meta_with(BinaryData=None) + RAW, "ASCII")
