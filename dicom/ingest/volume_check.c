@@ -70,7 +70,7 @@ static aac_status short_data(const char *path, const char *data_path, double nee
  * *clean: 1 when the stream ended properly (checksum included) or went on past want without
  * error; 0 when it is corrupt or cut short, however many bytes it gave before: ITK's readers
  * then leave the rest of the image uninitialised (found by fuzz_metaimage with valgrind). */
-static double inflated_size(const char *path, long long offset, double want, int *clean) {
+static double inflated_size(const char *path, long long offset, double want, long long max_in, int *clean) {
     *clean = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -87,6 +87,7 @@ static double inflated_size(const char *path, long long offset, double want, int
     static const size_t CHUNK = 1 << 16;
     unsigned char *in = malloc(CHUNK), *out = malloc(CHUNK);
     double got = 0;
+    long long read_in = 0; /* compressed bytes read, at most max_in when that is >= 0 */
     int done = !in || !out;
     while (!done) {
         if (got > want + (double)CHUNK) { /* longer than needed, without error so far */
@@ -94,7 +95,10 @@ static double inflated_size(const char *path, long long offset, double want, int
             break;
         }
         if (zs.avail_in == 0) {
-            zs.avail_in = (uInt)fread(in, 1, CHUNK, f);
+            size_t cap = CHUNK;
+            if (max_in >= 0 && (long long)cap > max_in - read_in) cap = (size_t)(max_in - read_in);
+            zs.avail_in = (uInt)fread(in, 1, cap, f);
+            read_in += zs.avail_in;
             zs.next_in = in;
             if (zs.avail_in == 0) break; /* cut short: the stream did not end */
         }
@@ -104,8 +108,11 @@ static double inflated_size(const char *path, long long offset, double want, int
         got += (double)(CHUNK - zs.avail_out);
         if (r == Z_STREAM_END) {
             /* enough, or another gzip member may follow (bgzip, concatenated files) */
-            if (got < want && zs.avail_in == 0) {
-                zs.avail_in = (uInt)fread(in, 1, CHUNK, f);
+            if (got < want && zs.avail_in == 0 && (max_in < 0 || read_in < max_in)) {
+                size_t cap = CHUNK;
+                if (max_in >= 0 && (long long)cap > max_in - read_in) cap = (size_t)(max_in - read_in);
+                zs.avail_in = (uInt)fread(in, 1, cap, f);
+                read_in += zs.avail_in;
                 zs.next_in = in;
             }
             if (got >= want || zs.avail_in == 0 || inflateReset(&zs) != Z_OK) {
@@ -263,7 +270,7 @@ static aac_status check_nifti(const char *path, aac_error *err) {
         if (f) fclose(f);
         const double isize = (double)rd32(t, 0), total = offset + need;
         int clean = 1;
-        have = isize == fmod(total, 4294967296.0) && total < 4294967296.0 ? isize : inflated_size(path, 0, total, &clean);
+        have = isize == fmod(total, 4294967296.0) && total < 4294967296.0 ? isize : inflated_size(path, 0, total, -1, &clean);
         if (!clean && have - offset >= need)
             return aac_fail(err, AAC_ERR_FORMAT, "%s: the gzip stream is corrupt or cut short", path);
     }
@@ -356,14 +363,18 @@ static void data_path_of(const char *header, const char *name, char *out, size_t
 
 /* need bytes of data at offset of data (raw or compressed); -1 data_size: compressed. */
 static aac_status check_data(const char *path, const char *data, double offset, double need, int compressed,
-                             int at_end, aac_error *err) {
+                             long long comp_size, int at_end, aac_error *err) {
     int regular = 0;
     const double size = file_size(data, &regular);
     if (size < 0) return aac_fail(err, AAC_ERR_IO, "%s: data file %s: %s", path, data, strerror(errno));
     if (!regular) return aac_fail(err, AAC_ERR_FORMAT, "%s: data file %s is not a regular file", path, data);
     if (compressed) {
+        /* MetaIO reads CompressedDataSize bytes (allocating that much first): the file must hold them */
+        if (comp_size > 0 && (double)comp_size > size - offset)
+            return aac_fail(err, AAC_ERR_FORMAT, "%s: CompressedDataSize = %lld but %s holds %.0f bytes of data", path,
+                            comp_size, data, size - offset > 0 ? size - offset : 0);
         int clean = 0;
-        const double have = inflated_size(data, (long long)offset, need, &clean);
+        const double have = inflated_size(data, (long long)offset, need, comp_size, &clean);
         if (have < need) return short_data(path, data, need, have < 0 ? 0 : have, err);
         if (!clean)
             return aac_fail(err, AAC_ERR_FORMAT, "%s: the compressed data%s%s is corrupt or cut short (zlib)", path,
@@ -548,7 +559,7 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
             if (f) fclose(f);
         }
         if (byte_skip > 0) offset += (double)byte_skip;
-        st = check_data(path, data, offset, volume_bytes(sizes, dimension, bytes), compressed,
+        st = check_data(path, data, offset, volume_bytes(sizes, dimension, bytes), compressed, -1,
                         byte_skip == -1 && !compressed, err);
     }
     free(t.text);
@@ -585,7 +596,7 @@ static aac_status check_meta(const char *path, aac_error *err) {
     if (st != AAC_OK) return st;
     /* MetaIO reads BinaryData as false when it is missing: ASCII voxels. */
     int ndims = 0, bytes = 0, n_sizes = -2, compressed = 0, binary = 0, ended = 0, line_no = 0;
-    long long header_size = 0;
+    long long header_size = 0, comp_size = -1;
     int64_t sizes[16];
     char data_file[1024] = "", seen[2048] = "|";
     size_t pos = 0, data_start = t.len;
@@ -646,6 +657,12 @@ static aac_status check_meta(const char *path, aac_error *err) {
             compressed = is_true(val);
         } else if (!strcmp(key, "BinaryData")) {
             binary = is_true(val);
+        } else if (!strcmp(key, "CompressedDataSize")) {
+            char *end;
+            errno = 0;
+            comp_size = strtoll(val, &end, 10);
+            if (errno || end == val || *end || comp_size < 1)
+                st = aac_fail(err, AAC_ERR_FORMAT, "%s: CompressedDataSize = %s (a positive byte count)", path, val);
         } else if (!strcmp(key, "HeaderSize")) {
             header_size = atoll(val);
             if (header_size < -1 || header_size > (1LL << 40)) st = aac_fail(err, AAC_ERR_FORMAT, "%s: HeaderSize = %s", path, val);
@@ -705,8 +722,8 @@ static aac_status check_meta(const char *path, aac_error *err) {
         else snprintf(data, sizeof data, "%s", path);
         double offset = data_file[0] ? 0 : (double)data_start;
         if (header_size > 0) offset += (double)header_size;
-        st = check_data(path, data, offset, volume_bytes(sizes, ndims, bytes), compressed, header_size == -1 && !compressed,
-                        err);
+        st = check_data(path, data, offset, volume_bytes(sizes, ndims, bytes), compressed, comp_size,
+                        header_size == -1 && !compressed, err);
     }
     free(t.text);
     return st;

@@ -175,6 +175,11 @@ def main(out):
     add("control_in_header.mha", meta_with(data_file="\x0c\x0c data.raw"), "control character")
     add("key_long.mha", meta(META_OK[:3] + [("K" * 300, "1")] + META_OK[3:] + [("ElementDataFile", "LOCAL")]) + RAW,
         "not a MetaImage key")
+    # MetaIO allocates CompressedDataSize bytes before reading them (fuzz_metaimage)
+    add("compressed_size_huge.mha", meta_with(CompressedData="True", CompressedDataSize="9223372036854775807")
+        + zlib.compress(RAW), "CompressedDataSize")
+    add("compressed_size_negative.mha", meta_with(CompressedData="True", CompressedDataSize="-5") + zlib.compress(RAW),
+        "CompressedDataSize")
     add("matrix_scaled.mha", meta_with(TransformMatrix="1 0 0 0 1 0 0 0.75 2") + RAW, "unit vector")
     add("matrix_sheared.mha", meta_with(TransformMatrix="1 0 0 0.6 0.8 0 0 0 1") + RAW, "not orthogonal")
     add("ascii_missing.mha", meta_with(BinaryData=None) + RAW, "ASCII")
