@@ -117,7 +117,7 @@ int main(void) {
     snprintf(plugin, sizeof plugin, "%s/lib/aaclip/plugins/onednn/aaclip_onednn.so", AACLIP_BINARY_DIR);
     if (access(plugin, F_OK) == 0) {
         snprintf(cmd, sizeof cmd, AACLIP_EXE " dump --clip %s --adapters %s --input %s --output %s --backend onednn"
-                                  " --precision bf16", clip, ad, gold_path, res_i);
+                                  " --precision bf16", clip, ad, float_input, res_i);
         rc = tu_run(cmd, out, sizeof out);
         if (rc != 0 && strstr(out, "backend 'onednn' (bf16)")) { /* no bf16 matmul on this CPU */
             printf("  onednn bf16 not available on this CPU: %s\n", out);
