@@ -180,6 +180,8 @@ def main(out):
         + zlib.compress(RAW), "CompressedDataSize")
     add("compressed_size_negative.mha", meta_with(CompressedData="True", CompressedDataSize="-5") + zlib.compress(RAW),
         "CompressedDataSize")
+    add("unknown_key.mha", meta(META_OK[:3] + [("BinaryDims", "3")] + META_OK[3:] + [("ElementDataFile", "LOCAL")]) + RAW,
+        "not one of MetaIO's image fields")
     add("matrix_scaled.mha", meta_with(TransformMatrix="1 0 0 0 1 0 0 0.75 2") + RAW, "unit vector")
     add("matrix_sheared.mha", meta_with(TransformMatrix="1 0 0 0.6 0.8 0 0 0 1") + RAW, "not orthogonal")
     add("ascii_missing.mha", meta_with(BinaryData=None) + RAW, "ASCII")
