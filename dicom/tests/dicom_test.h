@@ -9,7 +9,20 @@
 #include <string.h>
 #include <sys/wait.h>
 
+#include "aaclip.h"
 #include "testutil.h"
+
+/* The bundled demo model, the scoring tests' model. */
+#define DT_DEMO_MODEL AACLIP_SOURCE_DIR "/testdata/demo-model"
+
+/* Opens the demo model with 2 compute threads (a failed check leaves *m and *tok NULL). */
+static inline void dt_open_demo(aac_model **m, aac_tokenizer **tok) {
+    aac_error e = {0};
+    aac_model_params mp = aac_model_default_params();
+    mp.n_threads = 2;
+    *m = NULL, *tok = NULL;
+    CHECK_OK(aac_model_open_bundle(DT_DEMO_MODEL, &mp, m, tok, &e), &e);
+}
 
 #define DT_PY "/usr/bin/python3"
 

@@ -92,12 +92,10 @@ static void check_montage(const char *path, int w, int h, int n, int cols, doubl
 int main(void) {
     dt_need_python("numpy");
     aac_error e = {0};
-    const char *bundle = AACLIP_SOURCE_DIR "/testdata/demo-model";
-    aac_model *m = NULL;
-    aac_tokenizer *tok = NULL;
-    aac_model_params mp = aac_model_default_params();
-    mp.n_threads = 2;
-    CHECK_OK(aac_model_open_bundle(bundle, &mp, &m, &tok, &e), &e);
+    const char *bundle = DT_DEMO_MODEL;
+    aac_model *m;
+    aac_tokenizer *tok;
+    dt_open_demo(&m, &tok);
 
     /* inputs: a small phantom study (8 slices of 128 x 128, two lesions) and a tilted CT */
     char study[4200], tilt[4200], root[4200], dicom_dir[4300];

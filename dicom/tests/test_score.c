@@ -41,12 +41,10 @@ static int count_files(const char *dir, const char *suffix) {
 
 int main(void) {
     aac_error e = {0};
-    const char *bundle = AACLIP_SOURCE_DIR "/testdata/demo-model";
-    aac_model *m = NULL;
-    aac_tokenizer *tok = NULL;
-    aac_model_params mp = aac_model_default_params();
-    mp.n_threads = 2;
-    CHECK_OK(aac_model_open_bundle(bundle, &mp, &m, &tok, &e), &e);
+    const char *bundle = DT_DEMO_MODEL;
+    aac_model *m;
+    aac_tokenizer *tok;
+    dt_open_demo(&m, &tok);
 
     /* a small study: 12 slices of 128 x 128, two lesions */
     const char *study = dt_scratch("score_study");

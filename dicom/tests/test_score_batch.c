@@ -63,12 +63,10 @@ static void check_same_summary(json_t *a, const char *root_a, json_t *b, const c
 
 int main(void) {
     aac_error e = {0};
-    const char *bundle = AACLIP_SOURCE_DIR "/testdata/demo-model";
-    aac_model *m = NULL;
-    aac_tokenizer *tok = NULL;
-    aac_model_params mp = aac_model_default_params();
-    mp.n_threads = 2;
-    CHECK_OK(aac_model_open_bundle(bundle, &mp, &m, &tok, &e), &e);
+    const char *bundle = DT_DEMO_MODEL;
+    aac_model *m;
+    aac_tokenizer *tok;
+    dt_open_demo(&m, &tok);
 
     /* three small studies of 2, 3 and 5 slices, each with its mask volume, and a picture */
     const char *data = dt_scratch("batch_data");
