@@ -1,21 +1,25 @@
 /* attention.c - multi-head self-attention by blocks of query rows.
  *
- * For a block of query rows of one head: S = scale q_b k^T [rows x n], softmax of each row,
- * out_b = S v. The scores exist only as that tile (a few hundred KiB, sized to stay in the
- * core's L2 cache between the three passes over it), never as a per-head n x n matrix in
- * memory. Every row sees all n keys at once, so the softmax is the exact one (no running
- * rescaling as in flash attention) and each output row is computed by the same calls whatever
- * the block size or the thread count. Tasks (head, block) are independent and run in
- * parallel when the backend allows concurrent products. */
+ * For a block of query rows of one head: S = scale q_b k^T [rows x n], exp(S - row max),
+ * out_b = exp(..) v, each output row divided by its row's sum. The scores exist only as that
+ * tile (a few hundred KiB, sized to stay in the core's L2 cache between the passes over it),
+ * never as a per-head n x n matrix in memory. Every row sees all n keys at once, so the softmax
+ * is the exact one (no running rescaling as in flash attention) and each output row is computed
+ * by the same calls whatever the block size or the thread count. The division by the sum is
+ * applied to the rows x hw output rather than the rows x n tile: one pass over the tile fewer.
+ * Tasks (head, block) are independent and run in parallel when the backend allows concurrent
+ * products. */
 #include <omp.h>
 
 #include "kernels.h"
+
+enum { MAX_BLOCK_ROWS = 512 };
 
 int attention_block_rows(int n) {
     /* about 192 Ki floats (768 KiB) per tile, whole 16-row panels */
     int rows = (196608 / (n > 0 ? n : 1)) & ~15;
     if (rows < 16) rows = 16;
-    if (rows > 512) rows = 512;
+    if (rows > MAX_BLOCK_ROWS) rows = MAX_BLOCK_ROWS;
     const int whole = (n + 15) & ~15;
     return rows < whole ? rows : whole;
 }
@@ -34,10 +38,13 @@ void attention_forward(aac_compute *cx, const float *q, const float *k, const fl
         const int hd = t / blocks, r0 = (t % blocks) * rows;
         const int m = n - r0 < rows ? n - r0 : rows;
         const int keys = causal ? r0 + m : n;
-        float *s = tiles + (size_t)omp_get_thread_num() * rows * n;
+        float *s = tiles + (size_t)omp_get_thread_num() * rows * n, inv[MAX_BLOCK_ROWS];
         const size_t off = (size_t)hd * hw;
+        float *o = out + (size_t)r0 * ldo + off;
         gemm_nt(cx, m, keys, hw, scale, q + (size_t)r0 * ld + off, ld, k + off, ld, 0.0f, s, keys);
-        softmax_rows(s, m, keys, keys, causal ? r0 : -1);
-        gemm_nn(cx, m, hw, keys, 1.0f, s, keys, v + off, ld, 0.0f, out + (size_t)r0 * ldo + off, ldo);
+        softmax_rows_exp(s, m, keys, keys, causal ? r0 : -1, inv);
+        gemm_nn(cx, m, hw, keys, 1.0f, s, keys, v + off, ld, 0.0f, o, ldo);
+        for (int i = 0; i < m; i++)
+            for (int d = 0; d < hw; d++) o[(size_t)i * ldo + d] *= inv[i];
     }
 }

@@ -31,10 +31,10 @@ void block_forward(const aac_model *m, const block_weights *bw, float *x, int n,
 void adapter_mix(aac_compute *cx, float *x, int n, int width, const float *A, float weight,
                  float *tmp) {
     gemm_nt(cx, n, width, width, 1.0f, x, width, A, width, 0.0f, tmp, width);
-    leaky_relu(tmp, (size_t)n * width, 0.01f);
+#pragma omp parallel for schedule(static) if ((size_t)n * width > 65536)
     for (int r = 0; r < n; r++) {
-        float *xr = x + (size_t)r * width;
-        const float *ar = tmp + (size_t)r * width;
+        float *xr = x + (size_t)r * width, *ar = tmp + (size_t)r * width;
+        leaky_relu(ar, (size_t)width, 0.01f);
         /* rescale the adapter output to the token's own norm before mixing */
         const float s = weight * l2_norm(xr, width) / l2_norm(ar, width);
         for (int j = 0; j < width; j++) xr[j] = s * ar[j] + (1.0f - weight) * xr[j];

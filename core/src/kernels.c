@@ -21,6 +21,28 @@ void add_bias(float *x, const float *bias, int rows, int n) {
     }
 }
 
+/* Sums in double with four accumulators (a fixed order, so reproducible): one accumulator
+ * would wait for each addition's latency, four cycles per element. */
+static inline double sum_d(const float *x, int n) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) s0 += x[j], s1 += x[j + 1], s2 += x[j + 2], s3 += x[j + 3];
+    for (; j < n; j++) s0 += x[j];
+    return (s0 + s1) + (s2 + s3);
+}
+
+/* sum of (x - c)^2 */
+static inline double sumsq_d(const float *x, int n, double c) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const double d0 = x[j] - c, d1 = x[j + 1] - c, d2 = x[j + 2] - c, d3 = x[j + 3] - c;
+        s0 += d0 * d0, s1 += d1 * d1, s2 += d2 * d2, s3 += d3 * d3;
+    }
+    for (; j < n; j++) s0 += (x[j] - c) * (x[j] - c);
+    return (s0 + s1) + (s2 + s3);
+}
+
 AAC_SIMD_CLONES
 void layernorm(const float *x, float *y, const float *w, const float *b, int rows, int n, int ld_x,
                int ld_y) {
@@ -30,14 +52,8 @@ void layernorm(const float *x, float *y, const float *w, const float *b, int row
         float *yr = y + (size_t)r * ld_y;
         /* Two passes in double: the mean/variance of a 1024-wide row in float loses digits
          * that the 1e-4 feature tolerance cannot spare after 24 blocks. */
-        double s = 0;
-        for (int j = 0; j < n; j++) s += xr[j];
-        const double mean = s / n;
-        double v = 0;
-        for (int j = 0; j < n; j++) {
-            double d = xr[j] - mean;
-            v += d * d;
-        }
+        const double mean = sum_d(xr, n) / n;
+        const double v = sumsq_d(xr, n, mean);
         const float inv = (float)(1.0 / sqrt(v / n + 1e-5));
         const float m = (float)mean;
         for (int j = 0; j < n; j++) yr[j] = (xr[j] - m) * inv * w[j] + b[j];
@@ -136,9 +152,10 @@ void leaky_relu(float *x, size_t n, float slope) {
     for (size_t i = 0; i < n; i++) x[i] = x[i] >= 0.0f ? x[i] : x[i] * slope;
 }
 
-/* One row: max, exp and sum, scale. omp simd lets the reductions vectorise (in a fixed
- * lane order, so the result is reproducible on a given machine). */
-static inline void softmax_row(float *row, int len, int n) {
+/* One row: max, then exp and sum; returns 1 / sum. omp simd lets the reductions vectorise (in
+ * a fixed lane order, so the result is reproducible on a given machine). */
+AAC_SIMD_CLONES
+static float softmax_row_exp(float *row, int len, int n) {
     float mx = row[0];
 #pragma omp simd reduction(max : mx)
     for (int j = 0; j < len; j++) mx = row[j] > mx ? row[j] : mx;
@@ -149,29 +166,52 @@ static inline void softmax_row(float *row, int len, int n) {
         row[j] = e;
         sum += e;
     }
-    const float inv = 1.0f / sum;
-#pragma omp simd
-    for (int j = 0; j < len; j++) row[j] *= inv;
     for (int j = len; j < n; j++) row[j] = 0.0f;
+    return 1.0f / sum;
 }
 
-AAC_SIMD_CLONES
-void softmax_rows(float *x, int rows, int n, int ld, int causal_offset) {
+typedef float (*row_exp_fn)(float *row, int len, int n);
+
+static row_exp_fn best_row_exp(void) {
+#if AAC_HAVE_AVX512
+    if (__builtin_cpu_supports("avx512f")) return softmax_row_exp_avx512;
+#endif
+    return softmax_row_exp;
+}
+
+/* inv NULL: normalise each row in place; else leave exp(x - max) and store 1 / sum. */
+static void rows_exp(row_exp_fn f, float *x, int rows, int n, int ld, int causal_offset, float *inv) {
 #pragma omp parallel for schedule(static) if ((size_t)rows * n > 65536)
     for (int r = 0; r < rows; r++) {
         int len = n;
         if (causal_offset >= 0 && r + causal_offset + 1 < n) len = r + causal_offset + 1;
-        softmax_row(x + (size_t)r * ld, len, n);
+        float *row = x + (size_t)r * ld;
+        const float s = f(row, len, n);
+        if (inv) {
+            inv[r] = s;
+        } else {
+#pragma omp simd
+            for (int j = 0; j < len; j++) row[j] *= s;
+        }
     }
 }
 
-float l2_norm(const float *x, int n) {
-    double s = 0;
-    for (int j = 0; j < n; j++) s += (double)x[j] * x[j];
-    return (float)sqrt(s);
+void softmax_rows(float *x, int rows, int n, int ld, int causal_offset) {
+    rows_exp(best_row_exp(), x, rows, n, ld, causal_offset, NULL);
 }
 
+void softmax_rows_exp(float *x, int rows, int n, int ld, int causal_offset, float *inv) {
+    rows_exp(best_row_exp(), x, rows, n, ld, causal_offset, inv);
+}
+
+void softmax_rows_exp_portable(float *x, int rows, int n, int ld, int causal_offset, float *inv) {
+    rows_exp(softmax_row_exp, x, rows, n, ld, causal_offset, inv);
+}
+
+float l2_norm(const float *x, int n) { return (float)sqrt(sumsq_d(x, n, 0.0)); }
+
 void l2_normalize_rows(float *x, int rows, int n) {
+#pragma omp parallel for schedule(static) if ((size_t)rows * n > 65536)
     for (int r = 0; r < rows; r++) {
         float *row = x + (size_t)r * n;
         float nrm = l2_norm(row, n);

@@ -30,10 +30,24 @@ void leaky_relu(float *x, size_t n, float slope);
 /* Row-wise softmax of x[rows x n] with row stride ld. causal_offset >= 0 masks columns
  * j > i + causal_offset in row i; pass -1 for no mask. */
 void softmax_rows(float *x, int rows, int n, int ld, int causal_offset);
+/* The softmax without its last pass: each row becomes exp(x - row max) (zeros where masked) and
+ * inv[r] = 1 / its sum; the caller applies inv where that is cheaper (attention scales the
+ * rows x hw output of the product with v instead of the rows x n probabilities). */
+void softmax_rows_exp(float *x, int rows, int n, int ld, int causal_offset, float *inv);
+/* The same with the portable loops only (the reference the unit tests hold the AVX-512 body to). */
+void softmax_rows_exp_portable(float *x, int rows, int n, int ld, int causal_offset, float *inv);
 /* Each row of x[rows x n] divided by its L2 norm (torch F.normalize, eps 1e-12). */
 void l2_normalize_rows(float *x, int rows, int n);
 /* L2 norm of one row. */
 float l2_norm(const float *x, int n);
+
+/* AVX-512 bodies (kernels_avx512.c), used when the CPU has AVX-512F. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define AAC_HAVE_AVX512 1
+float softmax_row_exp_avx512(float *row, int len, int n);
+#else
+#define AAC_HAVE_AVX512 0
+#endif
 
 /* Vectorisable expf / erff (max relative error a few ulp), exposed for the unit tests. */
 void vexp(const float *x, float *y, size_t n);

@@ -146,6 +146,44 @@ static void test_layernorm_softmax_norm(void) {
         free(s), free(ref);
     }
 
+    /* The softmax without its division, through the CPU's best body and the portable one:
+     * lengths around the 16/32/64-wide steps (masked tails), causal rows, and a spread that
+     * underflows (exp of -200 is 0 in float). */
+    const int lens[] = {1, 15, 16, 17, 33, 64, 70, 100, 1370};
+    for (size_t li = 0; li < sizeof lens / sizeof lens[0]; li++) {
+        const int m = 5, len = lens[li];
+        for (int causal = -1; causal <= 0; causal++)
+            for (int path = 0; path < 2; path++) {
+                float *s = rnd((size_t)m * len, 200), inv[5];
+                double worst_rel = 0;
+                double *ref = malloc(sizeof(double) * m * len);
+                for (int r = 0; r < m; r++) {
+                    const int keys = causal < 0 || r + 1 > len ? len : r + 1;
+                    double mx = -1e300, sum = 0;
+                    for (int j = 0; j < keys; j++) mx = fmax(mx, s[r * len + j]);
+                    /* from the float difference the kernel sees: at a spread of 200 its rounding
+                     * alone moves exp by up to 8e-6 relative */
+                    for (int j = 0; j < keys; j++) sum += exp((float)(s[r * len + j] - (float)mx));
+                    for (int j = 0; j < len; j++)
+                        ref[r * len + j] = j < keys ? exp((float)(s[r * len + j] - (float)mx)) / sum : 0;
+                }
+                if (path) softmax_rows_exp_portable(s, m, len, len, causal, inv);
+                else softmax_rows_exp(s, m, len, len, causal, inv);
+                int zeros_ok = 1;
+                for (int r = 0; r < m; r++)
+                    for (int j = 0; j < len; j++) {
+                        const double got = (double)s[r * len + j] * inv[r], want = ref[r * len + j];
+                        if (want == 0) zeros_ok &= s[r * len + j] == 0.0f;
+                        else if (want > 1e-30) worst_rel = fmax(worst_rel, fabs(got - want) / want);
+                    }
+                CHECK(zeros_ok, "softmax_rows_exp (%s, len %d, causal %d): masked entries not 0",
+                      path ? "portable" : "best", len, causal);
+                CHECK(worst_rel < 2e-6, "softmax_rows_exp (%s, len %d, causal %d): max rel err %g",
+                      path ? "portable" : "best", len, causal, worst_rel);
+                free(s), free(ref);
+            }
+    }
+
     l2_normalize_rows(x, rows, n);
     for (int r = 0; r < rows; r++) {
         double s = 0;
