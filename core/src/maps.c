@@ -35,6 +35,7 @@ static void gaussian_blur(float *img, int G, int r, float sigma, float *tmp) {
 /* Bilinear resize [G x G] -> [S x S], align_corners=True; out += result when accumulate. */
 static void bilinear_up(const float *img, int G, int S, float *out, int accumulate) {
     const float scale = S > 1 ? (float)(G - 1) / (float)(S - 1) : 0.0f;
+#pragma omp parallel for schedule(static) if ((size_t)S * S > 65536)
     for (int oy = 0; oy < S; oy++) {
         const float sy = scale * oy;
         int y0 = (int)sy;
