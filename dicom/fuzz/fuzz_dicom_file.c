@@ -1,7 +1,7 @@
 /* fuzz_dicom_file.c - libFuzzer target for one DICOM file through the whole ingestion path:
  * recognition (discover.c), the header wrapper around DCMTK (dcm_header.cpp: classic and
  * enhanced multi-frame functional groups, Philips scaling, Siemens CSA and mosaic), grouping
- * (series.c) and decoding (load.c, samples.c, the DCMTK and GDCM pixel wrappers). Every
+ * (series.c) and decoding (load.c, samples.c, the DCMTK pixel wrapper, OpenJPEG: j2k_decode.c). Every
  * series that loads must have the size the scan announced, finite geometry and per-slice
  * sources; every refusal must say why. Seeds: classic, enhanced, mosaic and compressed files. */
 #define _GNU_SOURCE /* mkdtemp, nftw, setenv in fuzz_util.h */

@@ -1,8 +1,13 @@
-// dcm_pixels.cpp - DCMTK wrapper: decode every frame of one file into stored values.
+// dcm_pixels.cpp - DCMTK wrapper: decode every frame of one file into stored values; for JPEG
+// 2000, the encapsulated fragments handed to OpenJPEG (j2k_decode.c).
 #include <dcmtk/config/osconfig.h>
+#include <dcmtk/dcmdata/dcpixel.h>
+#include <dcmtk/dcmdata/dcpixseq.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dctk.h>
 
 #include <cstring>
+#include <vector>
 
 #include "dcm_load.h"
 #include "ingest.h"
@@ -78,14 +83,40 @@ aac_status read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *
     return AAC_OK;
 }
 
+// JPEG 2000: the pixel data's fragments as DCMTK holds them (item 0, the offset table, and
+// empty items left out), decoded in C.
+aac_status read_j2k(const dcm_file *f, int32_t *out, aac_error *err) {
+    DcmFileFormat ff;
+    OFCondition c = dcm_load_file(ff, f->path, DCM_MaxReadLength, nullptr);  // gzip-aware
+    if (c.bad()) return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, c.text());
+    DcmDataset *ds = ff.getDataset();
+    DcmElement *el = nullptr;
+    DcmPixelSequence *seq = nullptr;
+    const DcmRepresentationParameter *rp = nullptr;
+    if (ds->findAndGetElement(DCM_PixelData, el).bad() || !el || el->ident() != EVR_PixelData ||
+        OFstatic_cast(DcmPixelData *, el)->getEncapsulatedRepresentation(ds->getOriginalXfer(), rp, seq).bad() || !seq)
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 transfer syntax without encapsulated pixel data", f->path);
+    std::vector<j2k_fragment> frags;
+    for (unsigned long i = 1; i < seq->card(); i++) {
+        DcmPixelItem *item = nullptr;
+        Uint8 *data = nullptr;
+        if (seq->getItem(item, i).bad() || !item || item->getLength() == 0 || item->getUint8Array(data).bad() || !data)
+            continue;
+        frags.push_back(j2k_fragment{data, (size_t)item->getLength()});
+    }
+    if (frags.size() > (size_t)INT32_MAX)
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 pixel data of too many fragments", f->path);
+    return j2k_decode_frames(f, frags.data(), (int)frags.size(), out, err);
+}
+
 }  // namespace
 
 extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err) {
     if (y_grey) *y_grey = 0;
-    if (ts_is_jpeg2000(f->ts_uid)) return gdcm_read_pixels(f, out, err);
     dcm_init();
     // DCMTK 3.6.7's parser throws on some corrupt values (see dcm_header.cpp).
     try {
+        if (ts_is_jpeg2000(f->ts_uid)) return read_j2k(f, out, err);
         return read_pixels(f, out, y_grey, err);
     } catch (const std::exception &e) {
         return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, e.what());

@@ -1,5 +1,5 @@
 /* ingest.h - what the DICOM scan keeps per file, per frame and per series (internal).
- * Shared by the C code and the thin DCMTK/GDCM wrappers (extern "C"). */
+ * Shared by the C code and the thin DCMTK/ITK wrappers (extern "C"). */
 #ifndef AAC_INGEST_H
 #define AAC_INGEST_H
 
@@ -111,8 +111,21 @@ aac_status dcm_read_dicomdir(const char *path, strlist *ids, aac_error *err);
  * per pixel). *y_grey (may be NULL) is set to 1 when colour samples are still Y, Cb, Cr after
  * decoding (their grey is Y), 0 for RGB. */
 aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_grey, aac_error *err);
-/* JPEG 2000 through ITK's GDCM (free DCMTK has no JPEG 2000 decoder). Same contract. */
-aac_status gdcm_read_pixels(const dcm_file *f, int32_t *out, aac_error *err);
+
+/* ---- JPEG 2000 (free DCMTK has no JPEG 2000 decoder): dcm_pixels.cpp gathers the pixel
+ * data's fragments with DCMTK, j2k_decode.c decodes them with OpenJPEG. */
+typedef struct j2k_fragment {
+    const uint8_t *data;
+    size_t len;
+} j2k_fragment;
+/* The frames of f from its encapsulated fragments (the offset table left out, empty items
+ * too), in dcm_read_pixels' contract (no YBR left: OpenJPEG undoes the colour transform). A
+ * fragment that starts a codestream starts a frame, the others continue it. Each frame's SIZ
+ * (j2k_read_info) and then OpenJPEG's image are checked against the header before decoding, the
+ * decoded image again before its samples are copied; a disagreement, a truncated codestream or
+ * a frame count other than f->n_frames is refused naming the file, the frame and the problem. */
+aac_status j2k_decode_frames(const dcm_file *f, const j2k_fragment *frags, int n_frags, int32_t *out,
+                             aac_error *err);
 
 /* JPEG 2000 image header (j2k.c): of a codestream (SOC, SIZ) or a JP2 file's jp2c box. */
 typedef struct j2k_info {
@@ -183,7 +196,7 @@ void nifti_order(const double origin[3], const double dir[9], const double spaci
 aac_status series_build(aac_scan *s, aac_error *err);
 /* Copies n-1 characters and terminates; trims trailing spaces (DICOM padding). */
 void copy_trim(char *dst, size_t cap, const char *src);
-/* 1 for a JPEG 2000 transfer syntax (decoded through GDCM, not DCMTK). */
+/* 1 for a JPEG 2000 transfer syntax (decoded by OpenJPEG, j2k_decode.c, not DCMTK). */
 int ts_is_jpeg2000(const char *uid);
 /* 1 for a transfer syntax this build decodes. */
 int ts_decodable(const char *uid);

@@ -1,8 +1,7 @@
 /* j2k.c - the image header of a JPEG 2000 codestream (its SIZ marker segment, PS3.5 A.4.4 /
- * ISO 15444-1 A.5.1), raw or inside a JP2 file's jp2c box. GDCM decodes into a buffer sized by
- * the DICOM header and copies what the codestream holds; when they disagree the heap is
- * corrupted inside the decoder. So the codestream's own size, components and depth are read
- * here first, bounds-checked against the fragment, and compared with the header. */
+ * ISO 15444-1 A.5.1), raw or inside a JP2 file's jp2c box, bounds-checked against the fragment:
+ * j2k_decode.c compares it with the DICOM header before OpenJPEG sees anything, and tells a
+ * fragment that starts a frame from one that continues it. */
 #include <string.h>
 
 #include "ingest.h"

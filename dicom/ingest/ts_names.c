@@ -28,7 +28,9 @@ static const struct {
     {"1.2.840.10008.1.2.4.108", "HEVC/H.265 Main 10 Profile", 0},
     {"1.2.840.10008.1.2.4.110", "JPEG XL Lossless", 0},
     {"1.2.840.10008.1.2.4.112", "JPEG XL", 0},
+    /* HTJ2K: OpenJPEG 2.5 decodes it, but DCMTK 3.6.7 does not know these transfer syntaxes. */
     {"1.2.840.10008.1.2.4.201", "High-Throughput JPEG 2000 (lossless only)", 0},
+    {"1.2.840.10008.1.2.4.202", "High-Throughput JPEG 2000 with RPCL Options (lossless only)", 0},
     {"1.2.840.10008.1.2.4.203", "High-Throughput JPEG 2000", 0},
 };
 

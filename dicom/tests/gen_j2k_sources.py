@@ -1,6 +1,6 @@
 #!/usr/bin/python3
-"""gen_j2k_sources.py sources OUT | mutants J2KDIR OUT (Debian's python3-pydicom), for
-test_dicom_j2k.
+"""gen_j2k_sources.py sources OUT | mutants J2KDIR OUT | variants J2KDIR OUT (Debian's
+python3-pydicom), for test_dicom_j2k.
 
 sources: uncompressed images for aaclip-j2k-fixture to encode, one series each:
   mono16.dcm  CT 32 x 24, int16 signed, value 37 x - 11 y + 500
@@ -11,7 +11,13 @@ mutants: copies of the JPEG 2000 files whose header disagrees with the codestrea
 <name>.dcm in OUT, listed in OUT/mutants.txt as "<name> <what the error must say>": rows and
 columns smaller, larger, swapped (same pixel count), bits allocated 8 on a 16-bit codestream,
 3 samples on a grey one and 1 on a colour one, more and fewer frames than codestreams, and a
-codestream whose image header is cut short."""
+codestream whose image header is cut short, a codestream cut short after its header (without
+and with an end marker put back), a first fragment that is no codestream, a grey codestream in a
+JP2 file whose palette makes it colour.
+variants: copies of the JPEG 2000 files that must decode to the same values, listed in
+OUT/variants.txt as "<name> <source>": a frame in several fragments with padding after its end
+marker, the codestreams wrapped in JP2 files (grey and colour)."""
+import struct
 import os
 import sys
 
@@ -97,12 +103,68 @@ def mutants(src, out):
     mutant("siz_cut", "mono16.dcm", "malformed", fragments=lambda fr: [fr[0][:20]])
     mutant("siz_garbage", "multi3.dcm", "malformed",
            fragments=lambda fr: [fr[0], fr[1][:4] + bytes(range(60)) + fr[1][64:], fr[2]])
+    mutant("body_cut", "mono16.dcm", "codestream 1 is truncated", fragments=lambda fr: [fr[0][:len(fr[0]) // 2]])
+    mutant("body_cut_eoc", "multi3.dcm", "codestream 2 cannot be decoded",
+           fragments=lambda fr: [fr[0], fr[1][:len(fr[1]) * 2 // 3] + b"\xff\xd9", fr[2]])
+    mutant("first_not_j2k", "mono16.dcm", "fragment 1 does not start a codestream",
+           fragments=lambda fr: [b"\0" * 16] + fr)
+    mutant("jp2_palette", "mono8.dcm", "decoded JPEG 2000 codestream 1 is 20 x 12 with 3 component(s)",
+           fragments=lambda fr: [jp2(fr[0], palette=True)])
     with open(os.path.join(out, "mutants.txt"), "w") as f:
+        f.write("\n".join(listed) + "\n")
+
+
+def box(kind, payload):
+    return struct.pack(">I", 8 + len(payload)) + kind + payload
+
+
+def jp2(cs, palette=False):
+    """A JP2 file around codestream cs (ISO 15444-1 annex I): signature, file type, header
+    (image header and an enumerated colour space from its SIZ), the codestream box. palette: an
+    8-bit grey codestream through a 256-entry RGB palette (pclr, cmap): 3 components decoded."""
+    cs = cs.rstrip(b"\0")  # the fragment's padding
+    ysiz, xsiz, yo, xo = (struct.unpack(">I", cs[i:i + 4])[0] for i in (12, 8, 20, 16))
+    csiz = struct.unpack(">H", cs[40:42])[0]
+    ssiz = cs[42]
+    ihdr = struct.pack(">IIHBBBB", ysiz - yo, xsiz - xo, csiz, ssiz, 7, 0, 0)
+    colr = struct.pack(">BBBI", 1, 0, 0, 16 if csiz == 3 or palette else 17)
+    header = box(b"ihdr", ihdr) + box(b"colr", colr)
+    if palette:
+        entries = b"".join(bytes((v, 255 - v, v // 2)) for v in range(256))
+        header += box(b"pclr", struct.pack(">HB", 256, 3) + bytes((7, 7, 7)) + entries)
+        header += box(b"cmap", b"".join(struct.pack(">HBB", 0, 1, c) for c in range(3)))
+    return (box(b"jP  ", b"\r\n\x87\n") + box(b"ftyp", b"jp2 " + struct.pack(">I", 0) + b"jp2 ") +
+            box(b"jp2h", header) + box(b"jp2c", cs))
+
+
+def variants(src, out):
+    os.makedirs(out, exist_ok=True)
+    listed = []
+
+    def variant(name, base, change):
+        ds = pydicom.dcmread(os.path.join(src, base))
+        ds.PixelData = encapsulate(change(decode_data_sequence(ds.PixelData)))
+        ds.save_as(os.path.join(out, name + ".dcm"))
+        listed.append("%s %s" % (name, base[:-4]))
+
+    def split(cs, parts):
+        cs = cs.rstrip(b"\0")
+        step = ((len(cs) + parts - 1) // parts + 1) & ~1  # even: encapsulate pads odd fragments
+        return [cs[i:i + step] for i in range(0, len(cs), step)]
+
+    variant("mono16_split", "mono16.dcm", lambda fr: split(fr[0] + b"\0\xff\0", 3))
+    variant("multi3_split", "multi3.dcm", lambda fr: [fr[0]] + split(fr[1], 2) + [fr[2]])
+    variant("mono16_jp2", "mono16.dcm", lambda fr: [jp2(fr[0])])
+    variant("multi3_jp2", "multi3.dcm", lambda fr: [jp2(f) for f in fr])
+    variant("rgb8_jp2", "rgb8.dcm", lambda fr: [jp2(fr[0])])
+    with open(os.path.join(out, "variants.txt"), "w") as f:
         f.write("\n".join(listed) + "\n")
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "sources":
         sources(sys.argv[2])
+    elif sys.argv[1] == "variants":
+        variants(sys.argv[2], sys.argv[3])
     else:
         mutants(sys.argv[2], sys.argv[3])
