@@ -37,6 +37,8 @@ void fs_discard(const char *tmp);
  * becomes durable at the file system's next commit (or fs_sync_dir). Only for callers that
  * find and finish a complete tmp file after a crash (the DICOM node's receive folder). */
 aac_status fs_commit_nosync(const char *tmp, const char *final, aac_error *err);
+/* fs_commit_nosync for a tmp file the caller has already fsynced: only the rename. */
+aac_status fs_commit_flushed(const char *tmp, const char *final, aac_error *err);
 /* data -> path through fs_tmp_path + fs_commit. */
 aac_status fs_write_atomic(const char *path, const void *data, size_t len, aac_error *err);
 /* Puts the finished folder tmp_dir in place of final_dir (moving an existing one aside first
@@ -45,6 +47,10 @@ aac_status fs_write_atomic(const char *path, const void *data, size_t len, aac_e
 aac_status fs_replace_dir(const char *tmp_dir, const char *final_dir, aac_error *err);
 /* fsync of a folder (makes renames inside it durable); 0 on success. */
 int fs_sync_dir(const char *dir);
+/* Starts writing the dirty pages of fd's file to disk and returns at once (Linux
+ * sync_file_range; nothing elsewhere): a later fsync then waits only for what was written
+ * after. For files received piece by piece, whose flush would otherwise all wait at the end. */
+void fs_start_writeback(int fd);
 
 #ifdef __cplusplus
 }

@@ -1,6 +1,9 @@
 /* fsutil.c - folders, paths and atomic files for every layer. */
 #define _XOPEN_SOURCE 700
 #define _DEFAULT_SOURCE /* getrandom */
+#ifdef __linux__
+#define _GNU_SOURCE /* sync_file_range */
+#endif
 #include "fsutil.h"
 
 #include <errno.h>
@@ -119,15 +122,23 @@ int fs_sync_dir(const char *dir) {
     return r;
 }
 
-static aac_status commit(const char *tmp, const char *final, int sync_parent, aac_error *err) {
-    int fd = open(tmp, O_RDONLY | O_CLOEXEC);
-    if (fd < 0 || fsync(fd) != 0) {
+void fs_start_writeback(int fd) {
+#ifdef __linux__
+    (void)sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); /* advisory: fsync still decides */
+#else
+    (void)fd;
+#endif
+}
+
+static aac_status commit(const char *tmp, const char *final, int flush, int sync_parent, aac_error *err) {
+    int fd = flush ? open(tmp, O_RDONLY | O_CLOEXEC) : -2;
+    if (fd == -1 || (fd >= 0 && fsync(fd) != 0)) {
         const int e = errno;
         if (fd >= 0) close(fd);
         fs_discard(tmp);
         return aac_fail(err, AAC_ERR_IO, "%s: cannot flush %s: %s", final, tmp, strerror(e));
     }
-    close(fd);
+    if (fd >= 0) close(fd);
     if (rename(tmp, final) != 0) {
         const int e = errno;
         fs_discard(tmp);
@@ -140,10 +151,14 @@ static aac_status commit(const char *tmp, const char *final, int sync_parent, aa
     return AAC_OK;
 }
 
-aac_status fs_commit(const char *tmp, const char *final, aac_error *err) { return commit(tmp, final, 1, err); }
+aac_status fs_commit(const char *tmp, const char *final, aac_error *err) { return commit(tmp, final, 1, 1, err); }
 
 aac_status fs_commit_nosync(const char *tmp, const char *final, aac_error *err) {
-    return commit(tmp, final, 0, err);
+    return commit(tmp, final, 1, 0, err);
+}
+
+aac_status fs_commit_flushed(const char *tmp, const char *final, aac_error *err) {
+    return commit(tmp, final, 0, 0, err);
 }
 
 aac_status fs_write_atomic(const char *path, const void *data, size_t len, aac_error *err) {

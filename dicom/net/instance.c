@@ -65,7 +65,7 @@ static aac_status make_dir(const char *dir, const char *parent, aac_error *err) 
 }
 
 aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, int sync_folder,
-                               aac_error *err) {
+                               int flushed, aac_error *err) {
     char study[4200], series[4300], final[4400];
     snprintf(study, sizeof study, "%s/%s", root, in->study_uid);
     snprintf(series, sizeof series, "%s/%s", study, in->series_uid);
@@ -76,5 +76,6 @@ aac_status net_instance_commit(const char *tmp, const char *root, const net_inst
         fs_discard(tmp);
         return s;
     }
-    return sync_folder ? fs_commit(tmp, final, err) : fs_commit_nosync(tmp, final, err);
+    if (sync_folder) return fs_commit(tmp, final, err);
+    return flushed ? fs_commit_flushed(tmp, final, err) : fs_commit_nosync(tmp, final, err);
 }

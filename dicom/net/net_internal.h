@@ -70,9 +70,10 @@ void net_instance_path(const char *root, const net_instance *in, char *out, size
  * new folders synced into their parents); a file of the same SOP Instance UID is replaced.
  * sync_folder 0: the series folder is not synced after the rename (one disk flush per
  * instance instead of two); the caller finishes a tmp file a crash left (spool_open) and syncs
- * the folder before a job reads it. */
+ * the folder before a job reads it. flushed: the caller has fsynced tmp already (only with
+ * sync_folder 0). */
 aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, int sync_folder,
-                               aac_error *err);
+                               int flushed, aac_error *err);
 
 /* ---- the acceptor (scp.cpp) */
 typedef struct net_scp net_scp;

@@ -66,7 +66,7 @@ struct sink {
     int take(const char *tmp, const char *sop_uid, char *comment, size_t cap) {
         net_instance in;
         aac_error e = {};
-        if (net_instance_check(tmp, sop_uid, 1, &in, &e) || net_instance_commit(tmp, root.c_str(), &in, 1, &e)) {
+        if (net_instance_check(tmp, sop_uid, 1, &in, &e) || net_instance_commit(tmp, root.c_str(), &in, 1, 0, &e)) {
             fs_discard(tmp);
             snprintf(comment, cap, "%s", e.message);
             failed++;

@@ -174,7 +174,7 @@ static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_er
         }
         s = spool_receive_begin(sp, &in, err);
         if (s) break;
-        const aac_status c = net_instance_commit(path, sp->incoming, &in, 1, &e);
+        const aac_status c = net_instance_commit(path, sp->incoming, &in, 1, 0, &e);
         spool_receive_end(sp, in.study_uid, c == AAC_OK);
         if (c) net_logf(log, user, "error", names[i], "%s", e.message);
         else kept++;

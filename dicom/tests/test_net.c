@@ -106,7 +106,7 @@ static void test_instance(void) {
     snprintf(root, sizeof root, "%s/tree", g_dir);
     fs_mkdirs(root);
     CHECK_OK(net_instance_check(good, NULL, 0, &in, &e), &e);
-    CHECK_OK(net_instance_commit(good, root, &in, 1, &e), &e);
+    CHECK_OK(net_instance_commit(good, root, &in, 1, 0, &e), &e);
     net_instance_path(root, &in, final, sizeof final);
     CHECK(fs_exists(final) && !fs_exists(good), "committed to %s", final);
 }
@@ -192,7 +192,7 @@ static int srv_store(void *user, const char *tmp, const char *sop_class, const c
     (void)sop_class;
     net_instance in;
     aac_error e;
-    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || net_instance_commit(tmp, s->root, &in, 1, &e)) {
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || net_instance_commit(tmp, s->root, &in, 1, 0, &e)) {
         fs_discard(tmp);
         snprintf(comment, cap, "%s", e.message);
         return NET_STATUS_CANNOT_UNDERSTAND;
