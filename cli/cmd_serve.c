@@ -77,7 +77,7 @@ static void serve_help(void) {
            "  --study-idle S       seconds without an instance before a study is complete (30)\n"
            "  --send LIST          results sent: seg,pmap,sr (default all three)\n"
            "  --max-associations N associations at once; more are refused (16)\n"
-           "  --max-pdu N          largest PDU we receive, bytes (65536)\n"
+           "  --max-pdu N          largest PDU we receive, bytes (131072, the most DCMTK takes)\n"
            "  --max-instance-mb N  larger instances are refused, their association aborted (2048)\n"
            "  --min-free-mb N      below this free on the spool's disk C-STORE is refused with\n"
            "                       \"out of resources\" (1024)\n"

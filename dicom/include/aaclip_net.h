@@ -57,7 +57,7 @@ typedef struct aac_net_scu_params {
     const char *aet;      /* our AE title (default "AACLIP") */
     aac_net_peer peer;
     int timeout_s;        /* connect, association and each message (default 30) */
-    int max_pdu;          /* largest PDU we receive (default 65536) */
+    int max_pdu;          /* largest PDU we receive (default 131072) */
     aac_net_tls tls;
     const char *bind;     /* C-MOVE: the address our store SCP listens on (NULL: all) */
     /* One line per association and per object, may be NULL. */

@@ -25,7 +25,7 @@ aac_node_params aac_node_default_params(void) {
     p.study_idle_s = 30;
     p.send_formats = AAC_FORMAT_SEG | AAC_FORMAT_PMAP | AAC_FORMAT_SR;
     p.max_associations = 16;
-    p.max_pdu = 65536;
+    p.max_pdu = 131072;
     p.max_instance_bytes = (int64_t)2 << 30;
     p.min_free_bytes = (int64_t)1 << 30;
     p.timeout_s = 30;

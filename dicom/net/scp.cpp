@@ -379,7 +379,7 @@ extern "C" aac_status net_scp_open(const net_scp_params *p, net_scp **out, aac_e
     s->allow = p->allow ? p->allow : "";
     s->tmp_dir = p->tmp_dir ? p->tmp_dir : ".";
     if (s->p.timeout_s <= 0) s->p.timeout_s = 30;
-    if (s->p.max_pdu <= 0) s->p.max_pdu = 65536;
+    if (s->p.max_pdu <= 0) s->p.max_pdu = 131072;
     if (s->p.max_associations <= 0) s->p.max_associations = 16;
     int fd = listen_socket(s->bind.c_str(), p->port, err);
     if (fd < 0) return delete s, err ? err->code : AAC_ERR_IO;
