@@ -7,7 +7,8 @@
 # and the median rate ratios aaclip/storescp. The series is a 512 x 512 x 300 CT (int16, 300
 # files, 152 MiB) made by dicom/tests/gen_fixtures.py. storescp writes each file without fsync;
 # aaclip serve checks each instance and makes it durable (fsync, rename, fsync of the folder)
-# before answering.
+# before answering. Every send is a new series (fresh UIDs: what a PACS sends), so the node
+# never replaces instances it already holds.
 #   ROUNDS=5 tools/bench-receive.sh build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,6 +27,13 @@ running() { $PY -c 'import json,sys; print("yes" if (json.load(open(sys.argv[1])
 
 $PY dicom/tests/gen_fixtures.py "$WORK" bench >/dev/null
 CT="$WORK/ct512"
+# fresh: a new series of the same CT (new Series and SOP Instance UIDs) in $WORK/fresh/ct512,
+# split into four parts for the 4-association sends
+fresh() {
+  rm -rf "$WORK/fresh" && $PY dicom/tests/gen_fixtures.py "$WORK/fresh" bench >/dev/null
+  ls "$WORK/fresh/ct512"/*.dcm > "$WORK/all.txt"
+  rm -f "$WORK"/part.* && split -n l/4 "$WORK/all.txt" "$WORK/part."
+}
 echo "bench-receive: $(ls "$CT" | wc -l) files, $(du -sm "$CT" | cut -f1) MiB, disk of $WORK: $(df --output=source,fstype "$WORK" | tail -1)"
 # What one durable write costs on this disk (the floor of a per-instance flush).
 $PY - "$WORK" <<'PYEOF'
@@ -49,8 +57,6 @@ storescp -od "$WORK/storescp" "$P1" 2>/dev/null & pids+=($!)
 "$AACLIP" serve --spool "$WORK/spool" --bind 127.0.0.1 --port "$P2" --study-idle 5 --model testdata/demo-model \
   --formats seg,pmap,sr --quiet & pids+=($!)
 for i in $(seq 100); do echoscu -aec AACLIP 127.0.0.1 "$P2" 2>/dev/null && break; sleep 0.2; done
-ls "$CT"/*.dcm > "$WORK/all.txt"
-split -n l/4 "$WORK/all.txt" "$WORK/part."
 # send AE PORT ASSOCIATIONS: seconds to store the whole series
 send() {
   local t0 t1
@@ -58,7 +64,7 @@ send() {
   # otherwise write back what the previous send (storescp's 152 MiB) left in the page cache.
   sync
   t0=$(now)
-  if [ "$3" = 1 ]; then storescu -aec "$1" 127.0.0.1 "$2" "$CT"/*.dcm
+  if [ "$3" = 1 ]; then storescu -aec "$1" 127.0.0.1 "$2" "$WORK/fresh/ct512"/*.dcm
   else for p in "$WORK"/part.*; do storescu -aec "$1" 127.0.0.1 "$2" $(cat "$p") & done; wait; fi
   t1=$(now)
   $PY -c "import sys; print('%.3f' % (float(sys.argv[2]) - float(sys.argv[1])))" "$t0" "$t1"
@@ -72,6 +78,7 @@ rounds() {
   for r in $(seq "$2"); do
     for k in 1 4; do
       rm -rf "$WORK/storescp"/*
+      fresh
       a=$(send STORESCP "$P1" $k)
       before=$(running)
       b=$(send AACLIP "$P2" $k)
