@@ -302,7 +302,7 @@ static void test_block_and_adapter(void) {
 /* Attention long enough for several query-row blocks, against double precision, and the same
  * bits with 1 and 2 threads. */
 static void test_attention_blocks(void) {
-    const int n = 700, heads = 2, hw = 8, W = heads * hw, W3 = 3 * W;
+    const int n = 1300, heads = 2, hw = 8, W = heads * hw, W3 = 3 * W;
     CHECK(attention_block_rows(n) < n / 2, "n = %d should need several blocks (rows %d)", n,
           attention_block_rows(n));
     float *qkv = rnd((size_t)n * W3, 1.5f), *o1 = malloc(sizeof(float) * n * W);
