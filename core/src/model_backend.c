@@ -18,8 +18,9 @@
 /* Below this many flops in the MLP product of one vision block, backends differ by less than
  * the noise of a timing and the built-in reference is kept without looking. */
 #define AUTO_MIN_FLOPS 5e8
-/* A candidate is taken over a more exact or more preferred one only when faster by this. */
-#define AUTO_MARGIN 1.10
+/* A candidate is taken over a more exact or more preferred one only when faster by this: more
+ * than the spread of the turns' best-of-three timings, less than what a slice loses by it. */
+#define AUTO_MARGIN 1.05
 
 static double now(void) {
     struct timespec ts;
