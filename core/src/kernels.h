@@ -13,6 +13,9 @@
  * h of q, k, v [n x ...] (common row stride ld) starts at column h*hw. tiles: `slots` tiles of
  * attention_block_rows(n) x n floats (one per thread). */
 int attention_block_rows(int n);
+/* Query rows per block of the attention backward (kernels_backward.c): at most the forward's,
+ * so the forward's tiles hold them. */
+int attention_backward_block_rows(int n);
 void attention_forward(aac_compute *cx, const float *q, const float *k, const float *v, int ld,
                        float *out, int ldo, int n, int heads, int hw, int causal, float scale,
                        float *tiles, int slots);

@@ -90,7 +90,7 @@ void attention_head_backward(aac_compute *cx, int n, int hw, float scale, int ca
                              float *P, float *dP) {
     /* by blocks of query rows b (tiles P_b, dP_b of rows x keys): dv and dk sum the blocks'
      * contributions in block order */
-    const int rows = attention_block_rows(n);
+    const int rows = attention_backward_block_rows(n);
     for (int r0 = 0; r0 < n; r0 += rows) {
         const int m = n - r0 < rows ? n - r0 : rows, keys = causal ? r0 + m : n;
         const float *qb = q + (size_t)r0 * ldq, *dOb = dO + (size_t)r0 * ldo;
