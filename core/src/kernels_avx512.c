@@ -11,6 +11,8 @@
 #define AVX512 __attribute__((target("avx512f")))
 
 AVX512 static inline __m512 exp16(__m512 x) {
+    /* the portable exp's lower clamp: no subnormal results, and -inf gives e^-87.3, not NaN */
+    x = _mm512_max_ps(x, _mm512_set1_ps(-87.3365447504f));
     const __m512 fk = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                            _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     __m512 r = _mm512_fnmadd_ps(fk, _mm512_set1_ps(0.693359375f), x);
@@ -21,8 +23,7 @@ AVX512 static inline __m512 exp16(__m512 x) {
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459E-1f));
     p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201E-1f));
     p = _mm512_fmadd_ps(_mm512_mul_ps(p, r), r, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    /* p * 2^fk, exact, and 0 where x is so negative that the result underflows */
-    return _mm512_scalef_ps(p, fk);
+    return _mm512_scalef_ps(p, fk); /* p * 2^fk, exact */
 }
 
 static inline __mmask16 first(int k) { return (__mmask16)(k >= 16 ? 0xffff : (1u << k) - 1); }
