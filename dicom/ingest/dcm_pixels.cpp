@@ -116,7 +116,12 @@ extern "C" aac_status dcm_read_pixels(const dcm_file *f, int32_t *out, int *y_gr
     dcm_init();
     // DCMTK 3.6.7's parser throws on some corrupt values (see dcm_header.cpp).
     try {
-        if (ts_is_jpeg2000(f->ts_uid)) return read_j2k(f, out, err);
+        if (ts_is_jpeg2000(f->ts_uid)) {
+            // YBR_RCT / YBR_ICT: the codestream's colour transform, undone by OpenJPEG (RGB out);
+            // YBR_FULL: stored as YCbCr without one, so the first component is the luminance.
+            if (y_grey) *y_grey = f->spp == 3 && !strncmp(f->photometric, "YBR_FULL", 8);
+            return read_j2k(f, out, err);
+        }
         return read_pixels(f, out, y_grey, err);
     } catch (const std::exception &e) {
         return aac_fail(err, AAC_ERR_FORMAT, "%s: cannot read (%s)", f->path, e.what());

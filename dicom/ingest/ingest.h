@@ -119,8 +119,8 @@ typedef struct j2k_fragment {
     size_t len;
 } j2k_fragment;
 /* The frames of f from its encapsulated fragments (the offset table left out, empty items
- * too), in dcm_read_pixels' contract (no YBR left: OpenJPEG undoes the colour transform). A
- * fragment that starts a codestream starts a frame, the others continue it. Each frame's SIZ
+ * too), in dcm_read_pixels' contract (OpenJPEG undoes a YBR_RCT/YBR_ICT colour transform; the
+ * caller marks YBR_FULL). Fragments make frames as frame_starts says (PS3.5 A.4). Each frame's SIZ
  * (j2k_read_info) and then OpenJPEG's image are checked against the header before decoding, the
  * decoded image again before its samples are copied; a disagreement, a truncated codestream or
  * a frame count other than f->n_frames is refused naming the file, the frame and the problem. */
@@ -134,6 +134,7 @@ typedef struct j2k_info {
     int max_depth;            /* largest component precision in bits */
     int is_signed;            /* some component signed */
     int subsampled;           /* some component with XRsiz or YRsiz > 1 */
+    uint64_t tiles;           /* tiles of the image grid (OpenJPEG sets up each at header time) */
 } j2k_info;
 /* 0: *out filled; -1: p does not start a codestream or JP2 file; -2: it does, but its header
  * is malformed or does not fit in n bytes. */

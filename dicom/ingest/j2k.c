@@ -16,12 +16,13 @@ static int parse_siz(const uint8_t *p, size_t n, j2k_info *out) {
     if (csiz < 1 || csiz > 16384 || lsiz != 38 + 3 * csiz) return -2;
     if (n < 4 + (size_t)lsiz) return -2;
     const uint32_t xsiz = be32(p + 8), ysiz = be32(p + 12), xo = be32(p + 16), yo = be32(p + 20);
-    const uint32_t xt = be32(p + 24), yt = be32(p + 28);
-    if (xo >= xsiz || yo >= ysiz || xt == 0 || yt == 0) return -2;
+    const uint32_t xt = be32(p + 24), yt = be32(p + 28), xto = be32(p + 32), yto = be32(p + 36);
+    if (xo >= xsiz || yo >= ysiz || xt == 0 || yt == 0 || xto > xo || yto > yo) return -2;
     memset(out, 0, sizeof *out);
     out->width = xsiz - xo;
     out->height = ysiz - yo;
     out->components = (int)csiz;
+    out->tiles = (((uint64_t)xsiz - xto + xt - 1) / xt) * (((uint64_t)ysiz - yto + yt - 1) / yt);
     out->subsampled = 0;
     for (unsigned c = 0; c < csiz; c++) {
         const uint8_t *s = p + 42 + 3 * c;

@@ -190,46 +190,82 @@ done:
 }
 
 /* ---- the frames */
-aac_status j2k_decode_frames(const dcm_file *f, const j2k_fragment *frags, int n_frags, int32_t *out,
-                             aac_error *err) {
-    /* A fragment that starts a codestream (or JP2 file) starts a frame; the others continue
-     * the frame before (PS3.5 A.4). Every frame's SIZ against the header before anything is
-     * decoded. */
+/* A 50-byte header with 1 x 1 tiles would have OpenJPEG allocate per-tile state for up to
+ * 65535 tiles; a 4096 x 4096 image in 64 x 64 tiles has 4096. */
+enum { J2K_MAX_TILES = 4096 };
+
+/* Index of the first fragment of each frame into start[0..n_frames] (start[n_frames] = n_frags).
+ * PS3.5 A.4: a frame may span fragments, a fragment never holds two frames. So one frame takes
+ * every fragment, and as many fragments as frames are one each; only otherwise is a frame's
+ * start found by its content (a fragment that starts a codestream or JP2 file), where a later
+ * fragment's compressed data may happen to begin with the same two bytes: there, one that does
+ * not parse as an image header continues the frame before. Returns how many frames were found
+ * (n_frames when they fit; start is then filled). start has room for n_frames + 1. */
+static int frame_starts(const j2k_fragment *frags, int n_frags, int n_frames, int *start) {
+    if (n_frags >= 1 && (n_frames == 1 || n_frags == n_frames)) {
+        for (int i = 0; i < n_frames; i++) start[i] = n_frames == 1 ? 0 : i;
+        start[n_frames] = n_frags;
+        return n_frames;
+    }
     int frames = 0;
     for (int i = 0; i < n_frags; i++) {
         j2k_info info;
-        const int r = j2k_read_info(frags[i].data, frags[i].len, &info);
-        if (r == -1) {
-            if (frames == 0)
-                return aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 pixel data: fragment %d does not start a codestream",
-                                f->path, i + 1);
-            continue;
-        }
-        if (r != 0)
-            return aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 codestream %d: malformed or truncated image header",
-                            f->path, frames + 1);
+        if (i > 0 && j2k_read_info(frags[i].data, frags[i].len, &info) != 0) continue;
+        if (frames < n_frames) start[frames] = i;
         frames++;
-        if (info.width != (uint32_t)f->cols || info.height != (uint32_t)f->rows || info.components != f->spp ||
-            info.max_depth > f->bits_alloc || info.subsampled)
-            return aac_fail(err, AAC_ERR_FORMAT,
-                            "%s: JPEG 2000 codestream %d is %u x %u, %d component(s) of up to %d bits%s, but the "
-                            "header says %d x %d, %d sample(s) per pixel, %d bits allocated",
-                            f->path, frames, info.width, info.height, info.components, info.max_depth,
-                            info.subsampled ? " (subsampled)" : "", f->cols, f->rows, f->spp, f->bits_alloc);
     }
-    if (frames != f->n_frames)
-        return aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 pixel data holds %d codestream(s) for %d frame(s)", f->path,
-                        frames, f->n_frames);
+    if (frames == n_frames) start[frames] = n_frags;
+    return frames;
+}
+
+aac_status j2k_decode_frames(const dcm_file *f, const j2k_fragment *frags, int n_frags, int32_t *out,
+                             aac_error *err) {
+    int *start = malloc(sizeof(int) * ((size_t)f->n_frames + 1));
+    if (!start) return aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
+    const int found = frame_starts(frags, n_frags, f->n_frames, start);
+    if (found != f->n_frames) {
+        free(start);
+        return aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 pixel data holds %d codestream(s) for %d frame(s)",
+                        f->path, found, f->n_frames);
+    }
+    /* Every frame's SIZ against the header before anything is decoded. */
+    for (int fr = 0; fr < f->n_frames; fr++) {
+        const j2k_fragment *first = &frags[start[fr]];
+        j2k_info info;
+        const int r = j2k_read_info(first->data, first->len, &info);
+        aac_status st = AAC_OK;
+        if (r == -1)
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 pixel data: fragment %d does not start a codestream",
+                          f->path, start[fr] + 1);
+        else if (r != 0)
+            st = aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 codestream %d: malformed or truncated image header",
+                          f->path, fr + 1);
+        else if (info.tiles > J2K_MAX_TILES)
+            st = aac_fail(err, AAC_ERR_FORMAT,
+                          "%s: JPEG 2000 codestream %d is cut into %llu tiles; more than %d are refused (the "
+                          "decoder sets up every tile from the header alone)",
+                          f->path, fr + 1, (unsigned long long)info.tiles, J2K_MAX_TILES);
+        else if (info.width != (uint32_t)f->cols || info.height != (uint32_t)f->rows || info.components != f->spp ||
+                 info.max_depth > f->bits_alloc || info.subsampled)
+            st = aac_fail(err, AAC_ERR_FORMAT,
+                          "%s: JPEG 2000 codestream %d is %u x %u, %d component(s) of up to %d bits%s, but the "
+                          "header says %d x %d, %d sample(s) per pixel, %d bits allocated",
+                          f->path, fr + 1, info.width, info.height, info.components, info.max_depth,
+                          info.subsampled ? " (subsampled)" : "", f->cols, f->rows, f->spp, f->bits_alloc);
+        if (st) {
+            free(start);
+            return st;
+        }
+    }
     const size_t per_frame = (size_t)f->rows * f->cols * f->spp;
     uint8_t *raw = malloc(per_frame * (size_t)(f->bits_alloc / 8));
     uint8_t *joined = NULL; /* a frame of several fragments, put together */
     size_t joined_cap = 0;
     aac_status st = raw ? AAC_OK : aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
-    int frame = 0;
-    for (int i = 0; st == AAC_OK && i < n_frags; frame++) {
-        int j = i + 1;
-        size_t len = frags[i].len;
-        while (j < n_frags && j2k_read_info(frags[j].data, frags[j].len, &(j2k_info){0}) == -1) len += frags[j++].len;
+    for (int frame = 0; st == AAC_OK && frame < f->n_frames; frame++) {
+        const int i = start[frame], j = start[frame + 1];
+        size_t len = 0;
+        for (int k = i; k < j; k++) len += frags[k].len;
         const uint8_t *p = frags[i].data;
         if (j > i + 1) {
             if (len > joined_cap) {
@@ -248,9 +284,9 @@ aac_status j2k_decode_frames(const dcm_file *f, const j2k_fragment *frags, int n
             p = joined;
         }
         st = decode_frame(f, frame + 1, p, len, raw, out + (size_t)frame * per_frame, err);
-        i = j;
     }
     free(joined);
     free(raw);
+    free(start);
     return st;
 }

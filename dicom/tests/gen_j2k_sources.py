@@ -110,6 +110,10 @@ def mutants(src, out):
            fragments=lambda fr: [b"\0" * 16] + fr)
     mutant("jp2_palette", "mono8.dcm", "decoded JPEG 2000 codestream 1 is 20 x 12 with 3 component(s)",
            fragments=lambda fr: [jp2(fr[0], palette=True)])
+    # a SIZ whose grid is cut into 1 x 1 tiles (OpenJPEG would set up 98304 tiles from it)
+    mutant("tiles", "mono16.dcm", "cut into 98304 tiles",
+           fragments=lambda fr: [fr[0][:8] + (4096).to_bytes(4, "big") + fr[0][12:24] + (1).to_bytes(4, "big") * 2
+                                 + fr[0][32:]])
     with open(os.path.join(out, "mutants.txt"), "w") as f:
         f.write("\n".join(listed) + "\n")
 
