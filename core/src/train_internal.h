@@ -10,8 +10,8 @@
 
 /* ---------------------------------------------------------------- block backward */
 /* Scratch of one block's recomputation and backward pass: about 18 n W floats plus two
- * attention tiles (attention_block_rows(n) x n) per thread (ViT-L/14 at 518, 2 threads: ~112 MB). The
- * block internals live here between block_recompute and block_backward. */
+ * attention tiles (attention_block_rows(n) x n) per thread (ViT-L/14 at 518, 2 threads:
+ * ~112 MB). The block internals live here between block_recompute and block_backward. */
 typedef struct block_bw_ws {
     int n_cap, w_cap, slots;
     float *h;    /* [n x W] LN1 / LN2 output */

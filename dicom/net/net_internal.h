@@ -76,6 +76,11 @@ aac_status net_instance_commit(const char *tmp, const char *root, const net_inst
                                int flushed, aac_error *err);
 
 /* ---- the acceptor (scp.cpp) */
+/* Names in the spool's tmp/: an instance is received into <n>.part and renamed <n>.rcv once its
+ * dataset is complete, before its checks and flush. */
+#define NET_PART_SUFFIX ".part"
+#define NET_DONE_SUFFIX ".rcv"
+
 typedef struct net_scp net_scp;
 
 typedef struct net_scp_params {

@@ -23,6 +23,7 @@
 #include <cstdarg>
 #include <cerrno>
 #include <cstring>
+#include <string>
 #include <list>
 #include <memory>
 #include <mutex>
@@ -261,9 +262,19 @@ void store_callback(void *data, T_DIMSE_StoreProgress *progress, T_DIMSE_C_Store
         rsp->DimseStatus = (Uint16)c->refuse;
         set_comment(c, "out of resources: the spool's disk is nearly full");
     } else if (rsp->DimseStatus == STATUS_Success) {
+        // The whole dataset is in the file: its name says so from now on (a restart removes a
+        // .part file, whatever its content, and checks a .rcv one).
         char comment[512] = "";
-        rsp->DimseStatus = (Uint16)s->p.store(s->p.user, file, req->AffectedSOPClassUID,
-                                              req->AffectedSOPInstanceUID, comment, sizeof comment);
+        std::string done(file);
+        done.replace(done.size() - strlen(NET_PART_SUFFIX), std::string::npos, NET_DONE_SUFFIX);
+        if (rename(file, done.c_str()) != 0) {
+            snprintf(comment, sizeof comment, "cannot keep the received file: %s", strerror(errno));
+            unlink(file);
+            rsp->DimseStatus = NET_STATUS_OUT_OF_RESOURCES;
+        } else {
+            rsp->DimseStatus = (Uint16)s->p.store(s->p.user, done.c_str(), req->AffectedSOPClassUID,
+                                                  req->AffectedSOPInstanceUID, comment, sizeof comment);
+        }
         if (rsp->DimseStatus != STATUS_Success) set_comment(c, comment);
     }
     c->status = rsp->DimseStatus;
@@ -312,7 +323,8 @@ void serve_association(net_scp *s, T_ASC_Association *assoc, std::string who) {
             if (ctx.refuse) {
                 snprintf(tmp, sizeof tmp, "%s", NULL_DEVICE_NAME);
             } else {
-                snprintf(tmp, sizeof tmp, "%s/%ld-%lu.rcv", s->tmp_dir.c_str(), (long)getpid(), s->seq.fetch_add(1));
+                snprintf(tmp, sizeof tmp, "%s/%ld-%lu%s", s->tmp_dir.c_str(), (long)getpid(), s->seq.fetch_add(1),
+                         NET_PART_SUFFIX);
             }
             c = DIMSE_storeProvider(assoc, pres, req, tmp, OFTrue, nullptr, store_callback, &ctx, DIMSE_BLOCKING, 0);
             delete ctx.detail;

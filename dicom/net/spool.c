@@ -154,10 +154,11 @@ static aac_status load_jobs(spool *sp, net_log_fn log, void *user, aac_error *er
     return s;
 }
 
-/* Files a crash left in tmp/: one being received (never acknowledged: incomplete, refused by
- * the check, removed), or one that was fsynced, acknowledged and renamed, the rename not yet
- * on disk (complete: put in place again, durably). A complete file that was not acknowledged
- * yet is kept too: its sender sends it again, and the copy replaces it. */
+/* Files a crash left in tmp/: one being received (a .part, never acknowledged: removed whatever
+ * it holds, since a cut compressed dataset can pass the header check), or a .rcv, complete:
+ * one that was fsynced, acknowledged and renamed, the rename not yet on disk (put in place
+ * again, durably), or one not acknowledged yet (kept too: its sender sends it again, and the
+ * copy replaces it). A .rcv that fails the check is removed. */
 static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_error *err) {
     char **names;
     int n = list_dir(sp->tmp, &names), kept = 0;
@@ -168,7 +169,7 @@ static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_er
         snprintf(path, sizeof path, "%s/%s", sp->tmp, names[i]);
         net_instance in;
         aac_error e;
-        if (net_instance_check(path, NULL, 0, &in, &e)) {
+        if (!fs_ends_with(names[i], NET_DONE_SUFFIX) || net_instance_check(path, NULL, 0, &in, &e)) {
             unlink(path);
             continue;
         }

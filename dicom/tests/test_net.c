@@ -136,6 +136,10 @@ static void test_spool(void) {
     cut_copy(SAMPLE "/IM0001.dcm", p, 1000);
     snprintf(p, sizeof p, "%s/jobs/.0000000008.json.tmp-1-0.json", dir);
     cut_copy(SAMPLE "/IM0001.dcm", p, 10);
+    /* a whole dataset still named .part (its C-STORE not finished: the name decides, not the
+     * content) */
+    snprintf(p, sizeof p, "%s/tmp/123-6.part", dir);
+    cut_copy(SAMPLE "/IM0002.dcm", p, -1);
     /* and a complete, fsynced instance whose rename into incoming/ did not reach the disk */
     snprintf(p, sizeof p, "%s/tmp/123-5.rcv", dir);
     cut_copy(SAMPLE "/IM0001.dcm", p, -1);
@@ -146,6 +150,8 @@ static void test_spool(void) {
     CHECK(fs_exists(p) && sp.received == 1, "the complete received file is put in place");
     snprintf(p, sizeof p, "%s/tmp/123-4.rcv", dir);
     CHECK(!fs_exists(p), "half-received file removed");
+    snprintf(p, sizeof p, "%s/tmp/123-6.part", dir);
+    CHECK(!fs_exists(p), "file of an unfinished C-STORE removed");
     snprintf(p, sizeof p, "%s/jobs/.0000000008.json.tmp-1-0.json", dir);
     CHECK(!fs_exists(p), "temporary job file removed");
     CHECK(sp.n_jobs == 1 && sp.jobs[0].id == 7 && sp.jobs[0].state == JOB_QUEUED && sp.jobs[0].n_results == 0,
