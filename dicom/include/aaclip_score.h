@@ -103,8 +103,9 @@ typedef struct aac_score_params {
     /* Callbacks (each may be NULL), all called on the scoring thread with `user`. */
     void (*log)(void *user, aac_score_event ev, const char *series, const char *message);
     void (*progress)(void *user, int64_t slices_done, int64_t slices_total); /* of the batch */
-    int (*abort)(void *user);  /* nonzero: stop at the next slice batch (the series in work is
-                                  reported interrupted and leaves no results) */
+    int (*abort)(void *user);  /* nonzero: stop at the next slice batch or before the outputs
+                                  are written (the series in work is reported interrupted and
+                                  leaves no results) */
     void *user;
 } aac_score_params;
 

@@ -473,6 +473,10 @@ static int score_into(aac_scorer *sc, const aac_scan *scan, int idx, const char 
         }
         aac_output_params op = aac_output_default_params();
         op.model_name = o->model_name[0] ? o->model_name : NULL;
+        if (should_abort(sc)) { /* one more check point: the writing is the disk-heavy part */
+            rc = 1;
+            break;
+        }
         double tw = score_now();
         if (write_outputs(&res, &op, vdir, o->formats, v->slice_paths != NULL, files, &err)) {
             snprintf(msg, msg_cap, "%s", err.message);
