@@ -241,6 +241,17 @@ aac_status aac_node_run(aac_node *n, aac_error *err) {
     return AAC_OK;
 }
 
+int aac_node_receiving(aac_node *n, double within_s) {
+    if (!n || n->stop) return 0;
+    int busy = 0;
+    pthread_mutex_lock(&n->sp.mu);
+    const double now = net_now();
+    for (int i = 0; i < n->sp.n_studies && !busy; i++)
+        busy = n->sp.studies[i].active > 0 || now - n->sp.studies[i].last < within_s;
+    pthread_mutex_unlock(&n->sp.mu);
+    return busy;
+}
+
 void aac_node_stop(aac_node *n) {
     if (n) n->stop = 1;
 }
