@@ -76,6 +76,17 @@ def wait_for(cond, timeout, what, step=0.2):
     fail("timed out after %g s waiting for %s" % (timeout, what))
 
 
+def eventually(cond, timeout=10, step=0.05):
+    """cond() became true within timeout seconds: for the node's log, which it may write just
+    after the peer has seen the answer (an association acknowledged, then logged)."""
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            return False
+        time.sleep(step)
+    return True
+
+
 def run(args, timeout=120, ok=True):
     r = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if ok and r.returncode != 0:
@@ -342,7 +353,8 @@ def main():
 
     # ---- 1 + 2: Orthanc -> serve -> Orthanc; storescu x3, truncated, unknown AE, non-image
     s1 = Serve("spool1", serve_port, dest, ["--study-idle", "1.5", "--allow", "ORTHANC,STORESCU"])
-    check(s1.echo("INTRUDER") != 0 and "INTRUDER" in s1.logtext() and "not on the allow list" in s1.logtext(),
+    check(s1.echo("INTRUDER") != 0 and eventually(lambda: "not on the allow list" in s1.logtext()) and
+          "INTRUDER" in s1.logtext(),
           "unknown calling AE refused")
     r = orth.req("POST", "/modalities/aaclip/store", {"Resources": [orth.study_id(sample_uid)], "Synchronous": True})
     check(r.get("InstancesCount") == 32 and r.get("FailedInstancesCount") == 0,
@@ -373,7 +385,8 @@ def main():
     sr.save_as(nonimg, write_like_original=False)
     p = storescu(serve_port, [nonimg], opts=["-R"])  # propose only the file's SOP class
     out = p.communicate(timeout=60)[0]
-    check(p.returncode != 0 and "accepted: 0 of" in s1.logtext(), "non-image SOP class refused at negotiation")
+    check(p.returncode != 0 and eventually(lambda: "accepted: 0 of" in s1.logtext()),
+          "non-image SOP class refused at negotiation")
 
     wait_for(lambda: orth.result_count(sample_uid) >= 4, 240, "the sample study's results in Orthanc")
     for t, (folder, st_uid, se_uid) in studies.items():
