@@ -8,13 +8,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "fsutil.h"
 #include "net_opts.h"
 
-static aac_node *g_node; /* for the signal handler and the scorer's yield */
+static aac_node *g_node; /* for the signal handler only */
 static void on_signal(int sig) {
     (void)sig;
     aac_node_stop(g_node);
@@ -28,16 +27,6 @@ typedef struct serve_ctx {
     aac_tokenizer *tok;
     const char *files[2];
 } serve_ctx;
-
-/* Scoring yields to receiving: between slice batches the worker waits while instances arrive,
- * leaving the CPU and the disk to the C-STOREs a sender is waiting on; at most 2 s at a time,
- * so that a continuous stream slows a job down but never stalls it. */
-static int yield_to_receiving(void *user) {
-    (void)user; /* the score log's; the node is g_node, set before its worker starts */
-    const struct timespec step = {0, 20 * 1000 * 1000};
-    for (int i = 0; i < 100 && aac_node_receiving(g_node, 0.1); i++) nanosleep(&step, NULL);
-    return 0;
-}
 
 static aac_status open_scorer(void *user, aac_scorer **out, aac_error *err) {
     serve_ctx *c = user;
@@ -195,7 +184,6 @@ int cmd_serve(int argc, char **argv) {
         fprintf(stderr, "aaclip serve: %s\n", err.message);
         return 1;
     }
-    c.sp.abort = yield_to_receiving;
     struct sigaction sa = {.sa_handler = on_signal};
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);

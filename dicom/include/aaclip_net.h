@@ -176,10 +176,6 @@ aac_status aac_node_open(const aac_node_params *p, aac_node **out, aac_error *er
 aac_status aac_node_run(aac_node *n, aac_error *err);
 /* Asks a running node to stop. Async-signal-safe (sets a flag). */
 void aac_node_stop(aac_node *n);
-/* Whether instances are arriving: one being stored now, or one stored less than within_s
- * seconds ago (0 once the node is stopping). For the scorer's abort callback, so that scoring
- * can wait while a study streams in (aaclip serve does). Thread-safe. */
-int aac_node_receiving(aac_node *n, double within_s);
 void aac_node_free(aac_node *n);
 
 #ifdef __cplusplus

@@ -122,6 +122,10 @@ aac_status aac_scorer_open(aac_model *m, const aac_tokenizer *tok, const char *b
 void aac_scorer_free(aac_scorer *sc);
 /* The parameters as resolved (class text, domain, thresholds filled in). */
 const aac_score_params *aac_scorer_params(const aac_scorer *sc);
+/* A callback the scorer calls at its check points (between slice batches and before a volume's
+ * outputs are written, where it also asks params.abort), which may wait: for a host that lends
+ * the CPU and the disk to more urgent work (the DICOM node, while instances arrive). */
+void aac_scorer_set_yield(aac_scorer *sc, void (*yield)(void *user), void *user);
 /* Index of the threshold regions are reported at (0-based into params->thresholds). */
 int aac_scorer_region_level(const aac_scorer *sc);
 /* 1 when the bundle's calibration is applied (fixed probabilities), 0 when each volume's own

@@ -241,8 +241,8 @@ aac_status aac_node_run(aac_node *n, aac_error *err) {
     return AAC_OK;
 }
 
-int aac_node_receiving(aac_node *n, double within_s) {
-    if (!n || n->stop) return 0;
+int node_receiving(aac_node *n, double within_s) {
+    if (n->stop) return 0;
     int busy = 0;
     pthread_mutex_lock(&n->sp.mu);
     const double now = net_now();

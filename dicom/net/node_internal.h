@@ -125,3 +125,6 @@ void node_log(void *node, const char *event, const char *subject, const char *me
 void *node_worker(void *node);
 /* SPOOL/status.json, atomically. */
 void node_write_status(aac_node *n);
+/* Whether instances are arriving: one being stored now, or one stored less than within_s
+ * seconds ago (0 once the node is stopping). Thread-safe. */
+int node_receiving(aac_node *n, double within_s);

@@ -185,6 +185,15 @@ static void wait_until(aac_node *n, double wake) {
     pthread_cond_timedwait(&n->sp.cv, &n->sp.mu, &ts);
 }
 
+/* Scoring yields to receiving: at the scorer's check points (between slice batches, before a
+ * volume's outputs are written) the worker waits while instances arrive, leaving the CPU and
+ * the disk's flushes to the C-STOREs a sender is waiting on; at most 2 s at a time, so that a
+ * continuous stream slows a job down but never stalls it. */
+static void yield_to_receiving(void *node) {
+    const struct timespec step = {0, 20 * 1000 * 1000};
+    for (int i = 0; i < 100 && node_receiving(node, 0.1); i++) nanosleep(&step, NULL);
+}
+
 /* Nice value the worker adds to the node's: receiving never waits for scoring, so the threads
  * that answer C-STORE win the CPU over the worker and the compute threads it starts (they
  * inherit its priority: Linux priorities are per thread). */
@@ -207,6 +216,7 @@ void *node_worker(void *arg) {
         aac_node_stop(n);
         return NULL;
     }
+    aac_scorer_set_yield(sc, yield_to_receiving, n);
     node_log(n, "note", "", "model loaded: the worker is ready");
     pthread_mutex_lock(&sp->mu);
     /* Jobs scored for a destination this run does not have: their results stay in the spool. */

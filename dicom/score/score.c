@@ -206,6 +206,10 @@ void aac_scorer_free(aac_scorer *sc) {
 }
 
 const aac_score_params *aac_scorer_params(const aac_scorer *sc) { return sc ? &sc->p : NULL; }
+
+void aac_scorer_set_yield(aac_scorer *sc, void (*yield)(void *user), void *user) {
+    if (sc) sc->yield = yield, sc->yield_user = user;
+}
 int aac_scorer_region_level(const aac_scorer *sc) { return sc ? sc->region_level - 1 : 0; }
 int aac_scorer_calibrated(const aac_scorer *sc) { return sc ? sc->calibrated : 0; }
 
@@ -217,7 +221,11 @@ void aac_score_result_free(aac_score_result *r) {
 
 /* ---------------------------------------------------------------- one 3-D volume */
 
-static int should_abort(const aac_scorer *sc) { return sc->p.abort && sc->p.abort(sc->p.user); }
+/* The check points of a series: the host's yield first (it may wait), then the abort. */
+static int should_abort(const aac_scorer *sc) {
+    if (sc->yield) sc->yield(sc->yield_user);
+    return sc->p.abort && sc->p.abort(sc->p.user);
+}
 
 static void report_progress(const aac_scorer *sc, const score_progress *pg) {
     if (sc->p.progress && pg) sc->p.progress(sc->p.user, pg->done, pg->total);

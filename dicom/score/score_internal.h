@@ -42,6 +42,8 @@ struct aac_scorer {
     float *input, *map_s;      /* [3 S S], [S S] */
     int calibrated;
     aac_calibration cal;
+    void (*yield)(void *user);  /* aac_scorer_set_yield */
+    void *yield_user;
 };
 
 /* Slices of the batch (or of the one series) done so far, and in all. */
