@@ -100,44 +100,43 @@ static int flush_end(flush_job *j) {
     return j->err;
 }
 
+/* An instance not kept: its file removed, the reason in the response's comment and the log
+ * ("refused: instance refused: ..." or "error: cannot spool: ..."). */
+static int store_fail(aac_node *n, const char *tmp, const char *sop_uid, int status, const char *why, char *comment,
+                      size_t cap) {
+    fs_discard(tmp);
+    snprintf(comment, cap, "%s", why);
+    spool_receive_end(&n->sp, "", 0);
+    const int refused = status != NET_STATUS_OUT_OF_RESOURCES;
+    net_logf(node_log, n, refused ? "refused" : "error", sop_uid, "%s: %s",
+             refused ? "instance refused" : "cannot spool", why);
+    return status;
+}
+
 static int node_store(void *user, const char *tmp, const char *sop_class, const char *sop_uid, char *comment,
                       size_t cap) {
     aac_node *n = user;
     net_instance in;
     aac_error e = {0};
+    char why[600];
     flush_job fj;
     flush_begin(&fj, tmp);
     if (net_instance_check(tmp, sop_uid, 0, &in, &e)) {
         flush_end(&fj);
-        fs_discard(tmp);
-        snprintf(comment, cap, "%s", e.message);
-        spool_receive_end(&n->sp, "", 0);
-        net_logf(node_log, n, "refused", sop_uid, "instance refused: %s", e.message);
-        return NET_STATUS_CANNOT_UNDERSTAND;
+        return store_fail(n, tmp, sop_uid, NET_STATUS_CANNOT_UNDERSTAND, e.message, comment, cap);
     }
     if (strcmp(in.sop_class, sop_class)) {
         flush_end(&fj);
-        fs_discard(tmp);
-        snprintf(comment, cap, "dataset SOP class %s, C-STORE names %s", in.sop_class, sop_class);
-        spool_receive_end(&n->sp, "", 0);
-        net_logf(node_log, n, "refused", sop_uid, "instance refused: %s", comment);
-        return NET_STATUS_SOP_CLASS_MISMATCH;
+        snprintf(why, sizeof why, "dataset SOP class %s, C-STORE names %s", in.sop_class, sop_class);
+        return store_fail(n, tmp, sop_uid, NET_STATUS_SOP_CLASS_MISMATCH, why, comment, cap);
     }
     const int flush_err = flush_end(&fj);
     if (flush_err) {
-        fs_discard(tmp);
-        snprintf(comment, cap, "cannot flush the instance to disk: %s", strerror(flush_err));
-        spool_receive_end(&n->sp, "", 0);
-        net_logf(node_log, n, "error", sop_uid, "cannot spool: %s", comment);
-        return NET_STATUS_OUT_OF_RESOURCES;
+        snprintf(why, sizeof why, "cannot flush the instance to disk: %s", strerror(flush_err));
+        return store_fail(n, tmp, sop_uid, NET_STATUS_OUT_OF_RESOURCES, why, comment, cap);
     }
-    if (spool_receive_begin(&n->sp, &in, &e)) {
-        fs_discard(tmp);
-        snprintf(comment, cap, "%s", e.message);
-        spool_receive_end(&n->sp, "", 0);
-        net_logf(node_log, n, "error", sop_uid, "cannot spool: %s", e.message);
-        return NET_STATUS_OUT_OF_RESOURCES;
-    }
+    if (spool_receive_begin(&n->sp, &in, &e))
+        return store_fail(n, tmp, sop_uid, NET_STATUS_OUT_OF_RESOURCES, e.message, comment, cap);
     const aac_status s = net_instance_commit(tmp, n->sp.incoming, &in, 0, 1, &e);
     spool_receive_end(&n->sp, in.study_uid, s == AAC_OK);
     n->status_dirty = 1;
