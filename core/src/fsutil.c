@@ -131,14 +131,16 @@ void fs_start_writeback(int fd) {
 }
 
 static aac_status commit(const char *tmp, const char *final, int flush, int sync_parent, aac_error *err) {
-    int fd = flush ? open(tmp, O_RDONLY | O_CLOEXEC) : -2;
-    if (fd == -1 || (fd >= 0 && fsync(fd) != 0)) {
-        const int e = errno;
-        if (fd >= 0) close(fd);
-        fs_discard(tmp);
-        return aac_fail(err, AAC_ERR_IO, "%s: cannot flush %s: %s", final, tmp, strerror(e));
+    if (flush) {
+        const int fd = open(tmp, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 || fsync(fd) != 0) {
+            const int e = errno;
+            if (fd >= 0) close(fd);
+            fs_discard(tmp);
+            return aac_fail(err, AAC_ERR_IO, "%s: cannot flush %s: %s", final, tmp, strerror(e));
+        }
+        close(fd);
     }
-    if (fd >= 0) close(fd);
     if (rename(tmp, final) != 0) {
         const int e = errno;
         fs_discard(tmp);
