@@ -16,25 +16,24 @@
 
 enum { MAX_BLOCK_ROWS = 512 };
 
-int attention_block_rows(int n) {
-    /* about 768 Ki floats (3 MiB) per tile, whole 16-row panels; measured on ViT-L at 518
-     * (n = 1370, 2 threads): 128-row blocks 0.66 s of attention per slice, 512 rows 0.57 s,
-     * one block per head 0.62 s */
-    int rows = (786432 / (n > 0 ? n : 1)) & ~15;
+/* Rows of a tile of about `floats` floats for n keys: whole 16-row panels, 16 to
+ * MAX_BLOCK_ROWS, no more than n rounded up to a panel. */
+static int block_rows(int n, int floats) {
+    int rows = (floats / (n > 0 ? n : 1)) & ~15;
     if (rows < 16) rows = 16;
     if (rows > MAX_BLOCK_ROWS) rows = MAX_BLOCK_ROWS;
     const int whole = (n + 15) & ~15;
     return rows < whole ? rows : whole;
 }
 
-int attention_backward_block_rows(int n) {
-    /* about 192 Ki floats (768 KiB) per tile: the backward makes five products and two passes
-     * per block, and the larger blocks of the forward made a stage-2 step 3 % slower */
-    int rows = (196608 / (n > 0 ? n : 1)) & ~15;
-    if (rows < 16) rows = 16;
-    const int fwd = attention_block_rows(n);
-    return rows < fwd ? rows : fwd;
-}
+/* about 768 Ki floats (3 MiB) per tile; measured on ViT-L at 518 (n = 1370, 2 threads):
+ * 128-row blocks 0.66 s of attention per slice, 512 rows 0.57 s, one block per head 0.62 s */
+int attention_block_rows(int n) { return block_rows(n, 786432); }
+
+/* about 192 Ki floats (768 KiB) per tile, never more rows than the forward's: the backward
+ * makes five products and two passes per block, and the forward's larger blocks made a
+ * stage-2 step 3 % slower */
+int attention_backward_block_rows(int n) { return block_rows(n, 196608); }
 
 void attention_forward(aac_compute *cx, const float *q, const float *k, const float *v, int ld,
                        float *out, int ldo, int n, int heads, int hw, int causal, float scale,
