@@ -111,6 +111,16 @@ static int image_problem(const opj_image_t *im, const dcm_file *f, int decoded, 
     return 0;
 }
 
+/* The image OpenJPEG read (decoded 0) or decoded (1) as frame `frame` against the header. */
+static aac_status check_image(const opj_image_t *im, const dcm_file *f, int frame, int decoded, aac_error *err) {
+    char why[200];
+    if (!image_problem(im, f, decoded, why, sizeof why)) return AAC_OK;
+    return aac_fail(err, AAC_ERR_FORMAT,
+                    "%s: %sJPEG 2000 codestream %d %s, but the header says %d x %d, %d sample(s) per pixel, "
+                    "%d bits allocated", f->path, decoded ? "decoded " : "", frame, why, f->cols, f->rows, f->spp,
+                    f->bits_alloc);
+}
+
 /* ---- one frame */
 /* Decodes the codestream (raw, or a JP2 file) p[0..n) of frame `frame` (1-based) into out
  * (rows * cols * spp stored values, interleaved), through raw (rows * cols * spp * bytes). */
@@ -129,7 +139,6 @@ static aac_status decode_frame(const dcm_file *f, int frame, const uint8_t *p, s
     opj_stream_t *stream = opj_stream_create(n < OPJ_J2K_STREAM_CHUNK_SIZE ? n : OPJ_J2K_STREAM_CHUNK_SIZE, OPJ_TRUE);
     opj_image_t *im = NULL;
     aac_status st = AAC_OK;
-    char why[200];
     if (!codec || !stream) {
         st = aac_fail(err, AAC_ERR_NOMEM, "%s: out of memory", f->path);
         goto done;
@@ -153,23 +162,13 @@ static aac_status decode_frame(const dcm_file *f, int frame, const uint8_t *p, s
                       f->path, frame, opj_said(&msg));
         goto done;
     }
-    if (image_problem(im, f, 0, why, sizeof why)) {
-        st = aac_fail(err, AAC_ERR_FORMAT,
-                      "%s: JPEG 2000 codestream %d %s, but the header says %d x %d, %d sample(s) per pixel, "
-                      "%d bits allocated", f->path, frame, why, f->cols, f->rows, f->spp, f->bits_alloc);
-        goto done;
-    }
+    if ((st = check_image(im, f, frame, 0, err)) != AAC_OK) goto done;
     if (!opj_decode(codec, stream, im) || !opj_end_decompress(codec, stream)) {
         st = aac_fail(err, AAC_ERR_FORMAT, "%s: JPEG 2000 codestream %d cannot be decoded (OpenJPEG: %s)", f->path,
                       frame, opj_said(&msg));
         goto done;
     }
-    if (image_problem(im, f, 1, why, sizeof why)) {
-        st = aac_fail(err, AAC_ERR_FORMAT,
-                      "%s: decoded JPEG 2000 codestream %d %s, but the header says %d x %d, %d sample(s) per pixel, "
-                      "%d bits allocated", f->path, frame, why, f->cols, f->rows, f->spp, f->bits_alloc);
-        goto done;
-    }
+    if ((st = check_image(im, f, frame, 1, err)) != AAC_OK) goto done;
     /* The samples as a decoder hands them over (little endian, Bits Allocated wide, colour
      * interleaved), then BitsStored / HighBit / sign as the DICOM header says (samples.c). */
     const size_t px = (size_t)f->rows * f->cols, spp = (size_t)f->spp, bytes = (size_t)f->bits_alloc / 8;
