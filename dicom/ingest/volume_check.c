@@ -301,13 +301,15 @@ static aac_status read_text(const char *path, text_header *t, aac_error *err) {
     return AAC_OK;
 }
 
-/* A header line is text: no NUL or other control byte but tab and carriage return. teem and
- * MetaIO read such lines their own ways (found by fuzz_nrrd: a field after NUL bytes that we
- * skipped and teem used), so a header holding one is refused rather than guessed. */
+/* A header line is text: no NUL or other control byte but tab, and a carriage return only as
+ * the line's last byte (CR LF). teem and MetaIO read such lines their own ways (found by
+ * fuzz_nrrd: a field after NUL bytes that we skipped and teem used; by fuzz_metaimage: a lone
+ * CR inside a value, where MetaIO's line and ours parted and its heap was corrupted), so a
+ * header holding one is refused rather than guessed. */
 static int text_line(const char *line, size_t len) {
     for (size_t i = 0; i < len; i++) {
         const unsigned char c = (unsigned char)line[i];
-        if ((c < 0x20 && c != '\t' && c != '\r') || c == 0x7f) return 0;
+        if ((c < 0x20 && c != '\t' && !(c == '\r' && i + 1 == len)) || c == 0x7f) return 0;
     }
     return 1;
 }
