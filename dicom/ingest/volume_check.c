@@ -447,7 +447,8 @@ static aac_status check_nrrd(const char *path, aac_error *err) {
             ended = 1;
             break;
         }
-        if (line[0] == '#' || !strncmp(line, "NRRD000", 7)) continue;
+        /* the magic is the first line only: teem parses a later "NRRD000..." line as a field */
+        if (line[0] == '#' || line == t.text) continue;
         /* teem formats a field it cannot parse into a fixed message buffer (biff, 1 KiB) with
          * vsprintf: a long line overflows its stack (found by fuzz_nrrd). */
         if (strlen(line) > NRRD_MAX_LINE) {

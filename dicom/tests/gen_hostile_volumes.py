@@ -174,6 +174,8 @@ def main(out):
     add("nul_in_header.nrrd", nrrd(nrrd_with(space_directions=None)).replace(b"sizes:", b"spac\0\0\0e directions: (0.5,0,1) (0,0.75,0) (0,0,2)\nsizes:") + b"\n" + RAW, "control character")
     add("control_in_header.mha", meta_with(data_file="\x0c\x0c data.raw"), "control character")
     add("lone_cr_in_header.mha", meta_with(data_file="\rdata.raw"), "control character")
+    add("long_magic_line.nrrd", nrrd(nrrd_with()).replace(b"sizes:", b"NRRD0004" + b"(0,0.75,0)" * 90 + b"\nsizes:", 1)
+        + b"\n" + RAW, "header line of")
     add("key_long.mha", meta(META_OK[:3] + [("K" * 300, "1")] + META_OK[3:] + [("ElementDataFile", "LOCAL")]) + RAW,
         "not a MetaImage key")
     # MetaIO allocates CompressedDataSize bytes before reading them (fuzz_metaimage)
