@@ -81,6 +81,9 @@ static void serve_help(void) {
            "  --max-instance-mb N  larger instances are refused, their association aborted (2048)\n"
            "  --min-free-mb N      below this free on the spool's disk C-STORE is refused with\n"
            "                       \"out of resources\" (1024)\n"
+           "  --receive-pool-mb N  files written ahead of time while no instance arrives, received\n"
+           "                       into so that an instance's flush writes its data only (256;\n"
+           "                       0: each instance into a new file)\n"
            "  --retry S1,S2        delivery backoff: first and longest wait in seconds (2,300)\n"
            "\n");
     net_opts_help("our AE title");
@@ -120,7 +123,7 @@ int cmd_serve(int argc, char **argv) {
         }
         static const char *const with_value[] = {"--spool", "--port", "--bind", "--destination", "--allow",
                                                  "--study-idle", "--send", "--max-associations", "--max-pdu",
-                                                 "--max-instance-mb", "--min-free-mb", "--retry"};
+                                                 "--max-instance-mb", "--min-free-mb", "--receive-pool-mb", "--retry"};
         int known = 0;
         for (size_t k = 0; k < sizeof with_value / sizeof with_value[0]; k++) known |= !strcmp(a, with_value[k]);
         if (!known) {
@@ -152,6 +155,7 @@ int cmd_serve(int argc, char **argv) {
         else if (!strcmp(a, "--max-pdu") && parse_int(a, v, 4096, 131072, &np.max_pdu)) return 2;
         else if (!strcmp(a, "--max-instance-mb") && parse_mb(a, v, &np.max_instance_bytes)) return 2;
         else if (!strcmp(a, "--min-free-mb") && parse_mb(a, v, &np.min_free_bytes)) return 2;
+        else if (!strcmp(a, "--receive-pool-mb") && parse_mb(a, v, &np.receive_pool_bytes)) return 2;
         else if (!strcmp(a, "--retry")) {
             np.retry_min_s = strtod(v, &end);
             np.retry_max_s = *end == ',' ? strtod(end + 1, &end) : np.retry_min_s;

@@ -6,9 +6,11 @@
 # the other, as it runs by default; aaclip serve serves them in parallel). Prints per-round times
 # and the median rate ratios aaclip/storescp. The series is a 512 x 512 x 300 CT (int16, 300
 # files, 152 MiB) made by dicom/tests/gen_fixtures.py. storescp writes each file without fsync;
-# aaclip serve checks each instance and makes it durable (fsync, rename, fsync of the folder)
-# before answering. Every send is a new series (fresh UIDs: what a PACS sends), so the node
-# never replaces instances it already holds.
+# aaclip serve checks each instance and makes it durable (flushed to disk) before answering; its
+# receive pool (files written ahead of time) is refilled between sends, and the script waits for
+# that before storescp's send; each line says how many instances went into pool files. Every
+# send is a new series (fresh UIDs: what a PACS sends), so the node never replaces instances it
+# already holds.
 #   ROUNDS=5 tools/bench-receive.sh build
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +25,18 @@ cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; done; rm
 trap cleanup EXIT
 port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
+# instances received into pool files / into new files so far (status.json, rewritten each second)
+pooled() { $PY -c 'import json,sys; p=json.load(open(sys.argv[1])).get("receive_pool") or {}; print("%d/%d" % (p.get("received_into", 0), p.get("received_without", 0)))' "$WORK/spool/status.json" 2>/dev/null || echo "0/0"; }
+# waits (at most 60 s) until the node's receive pool has stopped growing: it is filled while no
+# instance arrives, and its writes must not fall into storescp's send
+settle() {
+  local last=-1 cur same=0
+  for i in $(seq 300); do
+    cur=$($PY -c 'import json,sys; print((json.load(open(sys.argv[1])).get("receive_pool") or {}).get("files", 0))' "$WORK/spool/status.json" 2>/dev/null || echo 0)
+    if [ "$cur" = "$last" ]; then same=$((same + 1)); [ $same -ge 8 ] && return 0; else same=0; fi
+    last=$cur; sleep 0.2
+  done
+}
 running() { $PY -c 'import json,sys; print("yes" if (json.load(open(sys.argv[1])).get("running")) else "no")' "$WORK/spool/status.json" 2>/dev/null || echo no; }
 
 $PY dicom/tests/gen_fixtures.py "$WORK" bench >/dev/null
@@ -79,12 +93,17 @@ rounds() {
     for k in 1 4; do
       rm -rf "$WORK/storescp"/*
       fresh
+      settle
       a=$(send STORESCP "$P1" $k)
       before=$(running)
+      p0=$(pooled)
       b=$(send AACLIP "$P2" $k)
       after=$(running)
+      sleep 1.2
+      p1=$(pooled)
+      pool=$($PY -c "import sys; a,b=[list(map(int,x.split('/'))) for x in sys.argv[1:]]; print('%d into pool files, %d into new files' % (b[0]-a[0], b[1]-a[1]))" "$p0" "$p1")
       ratio=$($PY -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$a" "$b")
-      echo "$1 round $r, $k association(s): storescp $a s ($(rate "$a") inst/s), aaclip serve $b s ($(rate "$b") inst/s), ratio $ratio; job scoring during the aaclip send: $before/$after"
+      echo "$1 round $r, $k association(s): storescp $a s ($(rate "$a") inst/s), aaclip serve $b s ($(rate "$b") inst/s), ratio $ratio; job scoring during the aaclip send: $before/$after; $pool"
       if [ $k = 1 ]; then r1+=("$ratio"); else r4+=("$ratio"); fi
     done
   done
@@ -93,9 +112,12 @@ rounds() {
 # The node idle first (the running column says so; 5 s after its CT sends the CT is a job, part of
 # the later rounds' load), then while the worker scores.
 rounds idle 1
-# The load: the sample study, scored by the worker while the rounds run (each CT round also
-# queues a job for the CT, which keeps the worker busy afterwards).
+# The load: the sample study and three more CT series (about 6 s of scoring each here), scored
+# by the worker while the rounds run; each CT round also queues a job for its CT. The running
+# column shows whether a job was scoring before and after each aaclip send.
 storescu -aec AACLIP 127.0.0.1 "$P2" testdata/sample-study/dicom/*.dcm
+for i in 1 2 3; do fresh; storescu -aec AACLIP 127.0.0.1 "$P2" "$WORK/fresh/ct512"/*.dcm; done
+sleep 6  # the CT study idle (--study-idle 5): its three series are jobs
 for i in $(seq 300); do [ "$(running)" = yes ] && break; sleep 0.2; done
 echo "bench-receive: scoring job running: $(running)"
 rounds scoring "$ROUNDS"

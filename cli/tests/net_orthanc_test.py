@@ -15,6 +15,7 @@ picked here, aaclip's AE titles as its modalities) and checked through its REST 
      arrive exactly once;
   6. destination down: results delivered once it comes back.
 Exit 0 pass, 1 fail, 77 skipped (no Orthanc / storescu)."""
+import glob
 import io
 import json
 import os
@@ -356,6 +357,8 @@ def main():
     check(s1.echo("INTRUDER") != 0 and eventually(lambda: "not on the allow list" in s1.logtext()) and
           "INTRUDER" in s1.logtext(),
           "unknown calling AE refused")
+    # the receive pool is filled while nothing arrives (files written ahead of time)
+    wait_for(lambda: (s1.status().get("receive_pool") or {}).get("files", 0) >= 16, 60, "serve 1's receive pool")
     r = orth.req("POST", "/modalities/aaclip/store", {"Resources": [orth.study_id(sample_uid)], "Synchronous": True})
     check(r.get("InstancesCount") == 32 and r.get("FailedInstancesCount") == 0,
           "Orthanc sent the sample study by C-STORE (%s)" % {k: r.get(k) for k in ("InstancesCount", "FailedInstancesCount")})
@@ -392,6 +395,19 @@ def main():
     for t, (folder, st_uid, se_uid) in studies.items():
         wait_for(lambda: orth.result_count(st_uid) >= 4, 240, "study %s's results in Orthanc" % t)
     wait_for(s1.idle, 60, "serve 1 to be idle")
+    pool = s1.status().get("receive_pool") or {}
+    check(pool.get("received_into", 0) >= 32, "instances received into pool files (%s)" % pool)
+    # in the spool: the dataset as sent, the receive record in the preamble, no padding left
+    spooled = glob.glob(os.path.join(s1.spool, "incoming", sample_uid, series_uid, "*.dcm"))
+    bad = []
+    for f in spooled:
+        raw = open(f, "rb").read()
+        ds = pydicom.dcmread(f)
+        sent = open(src[ds.SOPInstanceUID], "rb").read()
+        if raw[:16] != b"AACLIP RECEIVE 1" or int.from_bytes(raw[16:24], "little") != len(raw) or \
+                (0xFFFC, 0xFFFC) in ds or raw[-len(ds.PixelData):] != sent[-len(ds.PixelData):]:
+            bad.append(f)
+    check(len(spooled) == 32 and not bad, "32 spooled instances: record, no padding, pixel data as sent (bad: %s)" % bad)
     got = orth.series(sample_uid)
     classes = []
     for se, insts in got.items():
@@ -468,15 +484,16 @@ def main():
     statuses = [raw.store(f) for f in files_of(e_dir)[:10]]
     check(statuses == [0] * 10, "raw C-STORE: 10 instances acknowledged (%s)" % statuses)
     raw.store(files_of(e_dir)[10], fraction=0.5)  # the 11th stops halfway: the node is receiving it
-    wait_for(lambda: any(os.path.getsize(os.path.join(s2.spool, "tmp", f)) > 0
-                         for f in os.listdir(os.path.join(s2.spool, "tmp"))), 30, "the 11th instance being received")
+    # the file it is received into (a pool file renamed, or a new one): <n>.part
+    wait_for(lambda: any(f.endswith(".part") for f in os.listdir(os.path.join(s2.spool, "tmp"))), 30,
+             "the 11th instance being received")
     s2.kill9()
     raw.close()
     n_before = sum(len(f) for _, _, f in os.walk(incoming))
     check(n_before == 10 and not os.listdir(os.path.join(s2.spool, "jobs")),
           "killed during receive: the 10 acknowledged instances are in the spool, no job yet")
     s2.start()
-    check(not os.listdir(os.path.join(s2.spool, "tmp")) and
+    check(not [f for f in os.listdir(os.path.join(s2.spool, "tmp")) if not f.endswith(".free")] and
           sum(len(f) for _, _, f in os.walk(incoming)) == 10, "restart: the half-received instance is gone, "
           "the 10 acknowledged ones kept")
     p = storescu(s2.port, files_of(e_dir))  # the sender sends again what was not acknowledged

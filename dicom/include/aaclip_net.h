@@ -149,6 +149,9 @@ typedef struct aac_node_params {
                                   (default 2 GiB) */
     int64_t min_free_bytes;    /* below this free on the spool's file system: C-STORE refused
                                   with "out of resources" (0xA700) (default 1 GiB) */
+    int64_t receive_pool_bytes;/* files written ahead of time while idle, received into so that
+                                  an instance's flush writes its data only (default 256 MiB;
+                                  0: every instance into a new file) */
     int timeout_s;             /* network timeouts: association, each message (default 30) */
     double retry_min_s, retry_max_s; /* delivery backoff: doubles from min to max (2, 300) */
     aac_net_tls tls;

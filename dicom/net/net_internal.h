@@ -75,9 +75,47 @@ void net_instance_path(const char *root, const net_instance *in, char *out, size
 aac_status net_instance_commit(const char *tmp, const char *root, const net_instance *in, int sync_folder,
                                int flushed, aac_error *err);
 
+/* ---- receiving (rcvpool.c): the receive record and the pool of files written ahead of time */
+/* How the rest of a pool file becomes Data Set Trailing Padding (FFFC,FFFC), by the dataset's
+ * transfer syntax; NONE (deflated): the file is cut to the data instead. */
+typedef enum { NET_PAD_NONE, NET_PAD_IMPLICIT_LE, NET_PAD_EXPLICIT_LE, NET_PAD_EXPLICIT_BE } net_pad_form;
+/* zlib's CRC-32 of n bytes, continued from crc (start: net_rcv_crc(0, NULL, 0)). */
+uint32_t net_rcv_crc(uint32_t crc, const void *data, size_t n);
+/* Ends a received file of file_size bytes whose DICOM content is its first length bytes (crc:
+ * of those after the 128-byte preamble): the rest becomes padding (or is cut off), then the
+ * preamble takes the receive record. Not flushed. 0, or -1 with errno. */
+int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, net_pad_form pad);
+/* The DICOM content's length when path holds a receive record that checks (the CRC over the
+ * file's bytes), else -1. */
+int64_t net_rcv_record(const char *path);
+
+#define NET_POOL_SUFFIX ".free"
+typedef struct net_pool net_pool;
+typedef struct net_pool_info {
+    int files;
+    int64_t bytes, slot;
+    unsigned long taken, missed;
+} net_pool_info;
+/* A pool of at most budget bytes of files in dir (the spool's tmp/), those a previous run
+ * left included; budget 0: *out NULL, no pool (every function takes NULL). Never fills the
+ * disk below min_free. */
+aac_status net_pool_open(const char *dir, int64_t budget, int64_t min_free, net_pool **out, aac_error *err);
+void net_pool_free(net_pool *p);
+/* Renames a ready file to path and opens it for writing (not truncated); returns the fd and
+ * its size, or -1 when none is ready. Thread-safe. */
+int net_pool_take(net_pool *p, const char *path, int64_t *size);
+/* A received instance's size: the files made next fit the largest of the recent ones. */
+void net_pool_note(net_pool *p, int64_t bytes);
+/* Makes files (zeros, flushed, their folder synced) until the budget is reached, busy(user)
+ * says 1 or the disk is short; returns how many. Below min_free free on the disk it removes
+ * ready files instead. One caller at a time. */
+int net_pool_fill(net_pool *p, int (*busy)(void *), void *user);
+void net_pool_stats(net_pool *p, net_pool_info *out);
+
 /* ---- the acceptor (scp.cpp) */
-/* Names in the spool's tmp/: an instance is received into <n>.part and renamed <n>.rcv once its
- * dataset is complete, before its checks and flush. */
+/* Names in the spool's tmp/: an instance is received into <n>.part (a pool file renamed, or a
+ * new file); its receive record says when it is complete. <n>.rcv: a complete file of a node
+ * before the receive record (read by a restart on its spool). */
 #define NET_PART_SUFFIX ".part"
 #define NET_DONE_SUFFIX ".rcv"
 
@@ -89,15 +127,20 @@ typedef struct net_scp_params {
     const char *allow;           /* see net_allow_match */
     aac_net_tls tls;
     const char *tmp_dir;         /* instances are received into files here */
+    net_pool *pool;              /* files of tmp_dir written ahead of time, or NULL */
+    int seal;                    /* write the receive record (a node's spool; a pull's files
+                                    keep a zero preamble) */
     int accept_other;            /* also accept net_other_sop_class (a pull's C-MOVE SCP) */
     int64_t max_instance_bytes;
     /* Before an instance is received: 0 to receive it, else the status to refuse it with
      * (its data is read and dropped). May be NULL. */
     int (*admit)(void *user);
-    /* A received instance (file tmp, complete): returns the DIMSE status to answer with and
-     * takes the file (commits it or removes it); comment (cap bytes): why, on failure. */
-    int (*store)(void *user, const char *tmp, const char *sop_class, const char *sop_uid, char *comment,
-                 size_t cap);
+    /* A received instance (file tmp, sealed with its receive record, not flushed; its DICOM
+     * content is the first length bytes, the rest padding to cut once the data is durable):
+     * returns the DIMSE status to answer with and takes the file (commits it or removes it);
+     * comment (cap bytes): why, on failure. */
+    int (*store)(void *user, const char *tmp, int64_t length, const char *sop_class, const char *sop_uid,
+                 char *comment, size_t cap);
     int (*should_stop)(void *user);
     void (*log)(void *user, const char *event, const char *subject, const char *message);
     void *user;

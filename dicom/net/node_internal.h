@@ -109,6 +109,7 @@ struct aac_node {
     int has_dest;
     spool sp;
     net_scp *scp;
+    net_pool *pool;                     /* NULL: no receive pool */
     volatile sig_atomic_t stop;
     int fatal;                          /* the worker could not start (model): run fails */
     char fatal_msg[1024];

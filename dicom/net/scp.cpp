@@ -6,6 +6,9 @@
 #include "net_dcmtk.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
+#include <dcmtk/dcmdata/dcmetinf.h>
+#include <dcmtk/dcmdata/dcostrmf.h>
+#include <dcmtk/dcmdata/dcxfer.h>
 #include <dcmtk/dcmdata/dcuid.h>
 #include <dcmtk/dcmnet/dcmlayer.h>
 #include <dcmtk/dcmnet/dimse.h>
@@ -210,75 +213,174 @@ extern "C" void net_nodelay(T_ASC_Association *assoc) {
 
 namespace {
 
-struct store_ctx {
+// The C-STORE response waits for the instance's flush, and a synchronous sender waits for the
+// response: started while the rest of the dataset still arrives, the writeback is mostly done
+// by its end and the flush waits for little more than the device's cache flush.
+constexpr unsigned long kWritebackStep = 128 * 1024;
+
+// The file's bytes go through stdio as DCMTK's own file stream does; the CRC-32 of everything
+// after the preamble is taken on the way, for the receive record (rcvpool.c).
+struct crc_consumer : DcmFileConsumer {
+    explicit crc_consumer(FILE *f) : DcmFileConsumer(f) {}
+    offile_off_t write(const void *buf, offile_off_t n) override {
+        const offile_off_t w = DcmFileConsumer::write(buf, n);
+        if (w > 0) {
+            const char *b = (const char *)buf;
+            const offile_off_t skip = pos < 128 ? OFstatic_cast(offile_off_t, 128) - pos : 0;
+            if (w > skip) crc = net_rcv_crc(crc, b + skip, (size_t)(w - skip));
+            pos += w;
+        }
+        return w;
+    }
+    uint32_t crc = net_rcv_crc(0, nullptr, 0);
+    offile_off_t pos = 0;
+};
+
+struct crc_stream : DcmOutputStream {
+    explicit crc_stream(crc_consumer *c) : DcmOutputStream(c) {}
+};
+
+// The File Meta Information a received file starts with: what DCMTK's DIMSE_createFilestream
+// writes (preamble, "DICM", group 0002 from the request and the presentation context).
+OFCondition write_meta(DcmOutputStream &out, const T_DIMSE_C_StoreRQ *req, T_ASC_Association *assoc,
+                       const char *ts_uid) {
+    DcmMetaInfo mi;
+    const Uint8 version[2] = {0, 1};
+    OFCondition c = mi.putAndInsertUint32(DCM_FileMetaInformationGroupLength, 0);
+    if (c.good()) c = mi.putAndInsertUint8Array(DCM_FileMetaInformationVersion, version, 2);
+    if (c.good()) c = mi.putAndInsertString(DCM_MediaStorageSOPClassUID, req->AffectedSOPClassUID);
+    if (c.good()) c = mi.putAndInsertString(DCM_MediaStorageSOPInstanceUID, req->AffectedSOPInstanceUID);
+    if (c.good()) c = mi.putAndInsertString(DCM_TransferSyntaxUID, ts_uid);
+    if (c.good()) c = mi.putAndInsertString(DCM_ImplementationClassUID, OFFIS_IMPLEMENTATION_CLASS_UID);
+    if (c.good()) c = mi.putAndInsertString(DCM_ImplementationVersionName, OFFIS_DTK_IMPLEMENTATION_VERSION_NAME2);
+    if (c.good()) c = mi.putAndInsertString(DCM_SourceApplicationEntityTitle, assoc->params->DULparams.callingAPTitle);
+    if (c.good())
+        c = mi.computeGroupLengthAndPadding(EGL_withGL, EPD_noChange, META_HEADER_DEFAULT_TRANSFERSYNTAX,
+                                            EET_UndefinedLength);
+    if (c.good()) {
+        mi.transferInit();
+        c = mi.write(out, META_HEADER_DEFAULT_TRANSFERSYNTAX, EET_ExplicitLength, nullptr);
+        mi.transferEnd();
+    }
+    return c;
+}
+
+net_pad_form pad_form(const char *ts_uid) {
+    DcmXfer x(ts_uid);
+    if (x.getStreamCompression() != ESC_none) return NET_PAD_NONE;  // deflated: nothing after the stream
+    if (x.isImplicitVR()) return NET_PAD_IMPLICIT_LE;
+    return x.isBigEndian() ? NET_PAD_EXPLICIT_BE : NET_PAD_EXPLICIT_LE;
+}
+
+struct rcv_ctx {
     net_scp *s;
     T_ASC_Association *assoc;
-    int refuse;             // status to answer without storing (admit said no)
+    int fd;
     bool too_large = false;
-    int status = -1;        // what was answered
-    DcmDataset *detail = nullptr;
-    int fd = -1;            // the file being received, to start its writeback early
     unsigned long flushed = 0;
 };
 
-// The C-STORE response waits for the instance's fsync, and a synchronous sender waits for the
-// response: started while the rest of the dataset still arrives, the writeback is mostly done
-// by its end and the fsync waits for little more than the device's cache flush.
-constexpr unsigned long kWritebackStep = 128 * 1024;
-
-void start_writeback(store_ctx *c, const char *file, unsigned long bytes) {
-    if (c->fd < 0) c->fd = open(file, O_RDONLY | O_CLOEXEC);
-    if (c->fd >= 0) fs_start_writeback(c->fd);
-    c->flushed = bytes;
-}
-
-void set_comment(store_ctx *c, const char *comment) {
-    if (!comment || !comment[0]) return;
-    delete c->detail;
-    c->detail = new DcmDataset;
-    char lo[65];
-    snprintf(lo, sizeof lo, "%s", comment);  // ErrorComment is an LO: 64 characters
-    c->detail->putAndInsertString(DCM_ErrorComment, lo);
-}
-
-void store_callback(void *data, T_DIMSE_StoreProgress *progress, T_DIMSE_C_StoreRQ *req, char *file,
-                    DcmDataset **, T_DIMSE_C_StoreRSP *rsp, DcmDataset **detail) {
-    store_ctx *c = (store_ctx *)data;
-    net_scp *s = c->s;
-    if (progress->state == DIMSE_StoreProgressing && !c->too_large && s->p.max_instance_bytes > 0 &&
-        (int64_t)progress->progressBytes > s->p.max_instance_bytes) {
+void on_progress(void *data, unsigned long bytes) {
+    rcv_ctx *c = (rcv_ctx *)data;
+    if (c->too_large) return;
+    if (c->s->p.max_instance_bytes > 0 && (int64_t)bytes > c->s->p.max_instance_bytes) {
         // No way to refuse in the middle of a dataset: end the connection, the receive fails
-        // and DCMTK removes the partial file.
+        // and the partial file is removed.
         c->too_large = true;
         if (DcmTransportConnection *tc = DUL_getTransportConnection(c->assoc->DULassociation))
             shutdown((tc->*socket_of())(), SHUT_RDWR);
         return;
     }
-    if (progress->state == DIMSE_StoreProgressing && !c->refuse && !c->too_large &&
-        progress->progressBytes - c->flushed >= kWritebackStep)
-        start_writeback(c, file, progress->progressBytes);
-    if (progress->state != DIMSE_StoreEnd) return;
-    if (c->refuse) {
-        rsp->DimseStatus = (Uint16)c->refuse;
-        set_comment(c, "out of resources: the spool's disk is nearly full");
-    } else if (rsp->DimseStatus == STATUS_Success) {
-        // The whole dataset is in the file: its name says so from now on (a restart removes a
-        // .part file, whatever its content, and checks a .rcv one).
-        char comment[512] = "";
-        std::string done(file);
-        done.replace(done.size() - strlen(NET_PART_SUFFIX), std::string::npos, NET_DONE_SUFFIX);
-        if (rename(file, done.c_str()) != 0) {
-            snprintf(comment, sizeof comment, "cannot keep the received file: %s", strerror(errno));
-            unlink(file);
-            rsp->DimseStatus = NET_STATUS_OUT_OF_RESOURCES;
-        } else {
-            rsp->DimseStatus = (Uint16)s->p.store(s->p.user, done.c_str(), req->AffectedSOPClassUID,
-                                                  req->AffectedSOPInstanceUID, comment, sizeof comment);
-        }
-        if (rsp->DimseStatus != STATUS_Success) set_comment(c, comment);
+    if (bytes - c->flushed >= kWritebackStep) {
+        fs_start_writeback(c->fd);
+        c->flushed = bytes;
     }
-    c->status = rsp->DimseStatus;
-    *detail = c->detail;
+}
+
+DcmDataset *comment_detail(const char *comment) {
+    if (!comment || !comment[0]) return nullptr;
+    DcmDataset *d = new DcmDataset;
+    char lo[65];
+    snprintf(lo, sizeof lo, "%s", comment);  // ErrorComment is an LO: 64 characters
+    d->putAndInsertString(DCM_ErrorComment, lo);
+    return d;
+}
+
+// One C-STORE: the dataset received into a file (a pool file when one is ready, else a new
+// one), bit for bit after the File Meta Information, then sealed with its receive record and
+// handed to the store handler, whose status is the response's. Returns the network condition;
+// *status: what was answered (-1: nothing), *too_large: the association must be aborted.
+OFCondition receive_instance(net_scp *s, T_ASC_Association *assoc, T_ASC_PresentationContextID pres,
+                             T_DIMSE_C_StoreRQ *req, int *status, bool *too_large) {
+    *status = -1, *too_large = false;
+    T_DIMSE_C_StoreRSP rsp{};
+    char comment[512] = "";
+    const int refuse = s->p.admit ? s->p.admit(s->p.user) : 0;
+    T_ASC_PresentationContext pc;
+    OFCondition c = ASC_findAcceptedPresentationContext(assoc->params, pres, &pc);
+    if (c.bad()) return c;
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s/%ld-%lu%s", s->tmp_dir.c_str(), (long)getpid(), s->seq.fetch_add(1),
+             NET_PART_SUFFIX);
+    int64_t pool_size = 0;
+    int fd = refuse ? -1 : net_pool_take(s->p.pool, tmp, &pool_size);
+    if (!refuse && fd < 0) fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    FILE *f = fd >= 0 ? fdopen(fd, "w") : nullptr;
+    if (fd >= 0 && !f) close(fd);
+    if (!f) {
+        // Refused before receiving (disk nearly full) or no file to receive into: the data is
+        // read and dropped, the sender is told "out of resources".
+        DIC_UL bytes = 0, pdvs = 0;
+        c = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, 0, &bytes, &pdvs);
+        if (c.bad()) return c;
+        if (!refuse) unlink(tmp);
+        rsp.DimseStatus = (Uint16)(refuse ? refuse : NET_STATUS_OUT_OF_RESOURCES);
+        snprintf(comment, sizeof comment, "%s",
+                 refuse ? "out of resources: the spool's disk is nearly full" : "cannot create the file to receive into");
+    } else {
+        int64_t length = 0;
+        bool sealed = false;
+        {
+            crc_consumer consumer(f);  // owns f from here: closed when it goes
+            crc_stream out(&consumer);
+            rcv_ctx ctx{s, assoc, fd};
+            T_ASC_PresentationContextID data_pres = 0;
+            c = write_meta(out, req, assoc, pc.acceptedTransferSyntax);
+            if (c.good()) {
+                c = DIMSE_receiveDataSetInFile(assoc, DIMSE_BLOCKING, 0, &data_pres, &out, on_progress, &ctx);
+            } else {
+                DIC_UL bytes = 0, pdvs = 0;
+                OFCondition ig = DIMSE_ignoreDataSet(assoc, DIMSE_BLOCKING, 0, &bytes, &pdvs);
+                c = ig.good() ? DIMSE_OUTOFRESOURCES : ig;
+            }
+            if (c.good() && data_pres != pres)
+                c = makeDcmnetCondition(DIMSEC_INVALIDPRESENTATIONCONTEXTID, OF_error,
+                                        "DIMSE: Presentation Contexts of Command and Data Differ");
+            *too_large = ctx.too_large;
+            length = (int64_t)consumer.pos;
+            if (c.good()) {
+                sealed = consumer.good() && fflush(f) == 0 &&
+                         (!s->p.seal ||
+                          !net_rcv_seal(fd, pool_size, length, consumer.crc, pad_form(pc.acceptedTransferSyntax)));
+                if (!sealed) c = DIMSE_OUTOFRESOURCES;
+            }
+        }
+        if (!sealed) {
+            unlink(tmp);
+            if (c != DIMSE_OUTOFRESOURCES) return c;  // the association ends
+            rsp.DimseStatus = NET_STATUS_OUT_OF_RESOURCES;
+            snprintf(comment, sizeof comment, "cannot write the received file: %s", strerror(errno));
+        } else {
+            net_pool_note(s->p.pool, length);
+            rsp.DimseStatus = (Uint16)s->p.store(s->p.user, tmp, length, req->AffectedSOPClassUID,
+                                                 req->AffectedSOPInstanceUID, comment, sizeof comment);
+        }
+    }
+    DcmDataset *detail = rsp.DimseStatus != STATUS_Success ? comment_detail(comment) : nullptr;
+    c = DIMSE_sendStoreResponse(assoc, pres, req, &rsp, detail);
+    delete detail;
+    *status = rsp.DimseStatus;
+    return c;
 }
 
 void serve_association(net_scp *s, T_ASC_Association *assoc, std::string who) {
@@ -318,18 +420,10 @@ void serve_association(net_scp *s, T_ASC_Association *assoc, std::string who) {
             c = DIMSE_sendEchoResponse(assoc, pres, &msg.msg.CEchoRQ, STATUS_Success, nullptr);
         } else if (msg.CommandField == DIMSE_C_STORE_RQ) {
             T_DIMSE_C_StoreRQ *req = &msg.msg.CStoreRQ;
-            store_ctx ctx{s, assoc, s->p.admit ? s->p.admit(s->p.user) : 0};
-            char tmp[4200];
-            if (ctx.refuse) {
-                snprintf(tmp, sizeof tmp, "%s", NULL_DEVICE_NAME);
-            } else {
-                snprintf(tmp, sizeof tmp, "%s/%ld-%lu%s", s->tmp_dir.c_str(), (long)getpid(), s->seq.fetch_add(1),
-                         NET_PART_SUFFIX);
-            }
-            c = DIMSE_storeProvider(assoc, pres, req, tmp, OFTrue, nullptr, store_callback, &ctx, DIMSE_BLOCKING, 0);
-            delete ctx.detail;
-            if (ctx.fd >= 0) close(ctx.fd);
-            if (ctx.too_large) {
+            int status;
+            bool too_large;
+            c = receive_instance(s, assoc, pres, req, &status, &too_large);
+            if (too_large) {
                 logf(s, "error", who.c_str(), "instance %s larger than the limit of %lld bytes: association aborted",
                      req->AffectedSOPInstanceUID, (long long)s->p.max_instance_bytes);
                 refused++;
@@ -337,7 +431,7 @@ void serve_association(net_scp *s, T_ASC_Association *assoc, std::string who) {
                 ASC_abortAssociation(assoc);
                 break;
             }
-            if (c.good() && ctx.status == STATUS_Success) stored++;
+            if (c.good() && status == STATUS_Success) stored++;
             else if (c.good()) refused++;
         } else {
             logf(s, "error", who.c_str(), "unsupported command 0x%x: association aborted", (unsigned)msg.CommandField);

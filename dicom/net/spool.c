@@ -154,11 +154,13 @@ static aac_status load_jobs(spool *sp, net_log_fn log, void *user, aac_error *er
     return s;
 }
 
-/* Files a crash left in tmp/: one being received (a .part, never acknowledged: removed whatever
- * it holds, since a cut compressed dataset can pass the header check), or a .rcv, complete:
- * one that was fsynced, acknowledged and renamed, the rename not yet on disk (put in place
- * again, durably), or one not acknowledged yet (kept too: its sender sends it again, and the
- * copy replaces it). A .rcv that fails the check is removed. */
+/* Files a crash left in tmp/. Complete ones, whatever their name (renames in tmp/ are not
+ * synced): those whose receive record checks (rcvpool.c), cut to the length it gives, and .rcv
+ * files of a node before the record. They were acknowledged and their move into incoming/ did
+ * not reach the disk (put in place again, durably), or not acknowledged yet (kept too: the
+ * sender sends them again, and the copy replaces them); one that fails the check is removed.
+ * Pool files are left for the pool; anything else, a file being received among them (a cut
+ * compressed dataset can pass the header check), is removed. */
 static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_error *err) {
     char **names;
     int n = list_dir(sp->tmp, &names), kept = 0;
@@ -169,7 +171,10 @@ static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_er
         snprintf(path, sizeof path, "%s/%s", sp->tmp, names[i]);
         net_instance in;
         aac_error e;
-        if (!fs_ends_with(names[i], NET_DONE_SUFFIX) || net_instance_check(path, NULL, 0, &in, &e)) {
+        const int64_t length = net_rcv_record(path);
+        if (length < 0 && fs_ends_with(names[i], NET_POOL_SUFFIX)) continue;
+        if ((length < 0 && !fs_ends_with(names[i], NET_DONE_SUFFIX)) || (length >= 0 && truncate(path, length)) ||
+            net_instance_check(path, NULL, 0, &in, &e)) {
             unlink(path);
             continue;
         }

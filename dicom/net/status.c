@@ -49,6 +49,14 @@ void node_write_status(aac_node *n) {
     for (int i = 0; i < n->n_errors; i++) json_array_append_new(errs, json_string(n->errors[i]));
     pthread_mutex_unlock(&n->log_mu);
     json_object_set_new(o, "last_errors", errs);
+    if (n->pool) {
+        net_pool_info pi;
+        net_pool_stats(n->pool, &pi);
+        json_object_set_new(o, "receive_pool",
+                            json_pack("{s:i, s:I, s:I, s:I, s:I}", "files", pi.files, "bytes", (json_int_t)pi.bytes,
+                                      "file_size", (json_int_t)pi.slot, "received_into", (json_int_t)pi.taken,
+                                      "received_without", (json_int_t)pi.missed));
+    }
     char *text = json_dumps(o, JSON_INDENT(1));
     json_decref(o);
     if (!text) return;

@@ -6,10 +6,12 @@
  * acceptance against Orthanc is cli/tests/net_orthanc_test.py. */
 #include "dicom_test.h"
 
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fsutil.h"
@@ -111,6 +113,118 @@ static void test_instance(void) {
     CHECK(fs_exists(final) && !fs_exists(good), "committed to %s", final);
 }
 
+/* from as a received file of a node: in a file of its size + extra zero bytes (a pool file),
+ * sealed with its receive record and padding of the given form; corrupt >= 0: that byte of
+ * the data flipped after sealing (a write the crash lost). Returns the data's length. */
+static long sealed_copy(const char *from, const char *to, long extra, net_pad_form pad, long corrupt) {
+    size_t len;
+    unsigned char *b = (unsigned char *)tu_read_file(from, &len);
+    int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    CHECK(b && fd >= 0, "sealed copy of %s", from);
+    if (!b || fd < 0) return free(b), -1;
+    unsigned char *z = calloc(1, (size_t)extra + 1);
+    CHECK(write(fd, b, len) == (ssize_t)len && write(fd, z, (size_t)extra) == (ssize_t)extra, "write %s", to);
+    const uint32_t crc = net_rcv_crc(net_rcv_crc(0, NULL, 0), b + 128, len - 128);
+    CHECK(net_rcv_seal(fd, (int64_t)(len + (size_t)extra), (int64_t)len, crc, pad) == 0, "seal %s", to);
+    if (corrupt >= 0) CHECK(pwrite(fd, "\xA5", 1, corrupt) == 1, "corrupt %s", to);
+    close(fd);
+    free(z);
+    free(b);
+    return (long)len;
+}
+
+static long file_size(const char *path) {
+    struct stat st;
+    return stat(path, &st) ? -1 : (long)st.st_size;
+}
+
+/* The receive record proves a file complete; the padding keeps a sealed pool file valid DICOM. */
+static void test_record(void) {
+    char p[300];
+    snprintf(p, sizeof p, "%s/sealed.dcm", g_dir);
+    const long n = sealed_copy(SAMPLE "/IM0001.dcm", p, 8192, NET_PAD_EXPLICIT_LE, -1);
+    CHECK(n > 1000 && net_rcv_record(p) == n && file_size(p) == n + 8192, "record: length %ld", n);
+    size_t len;
+    unsigned char *b = (unsigned char *)tu_read_file(p, &len);
+    CHECK(b && !memcmp(b, "AACLIP RECEIVE 1", 16) && !memcmp(b + n, "\xFC\xFF\xFC\xFFOB\0\0", 8) &&
+              b[n + 8] == (unsigned char)(8180 & 0xFF) && b[n + 9] == (8180 >> 8) && !b[n + 10] && !b[n + 11],
+          "preamble record, then (FFFC,FFFC) OB of 8180 bytes after the data");
+    free(b);
+    net_instance in;
+    aac_error e;
+    CHECK_OK(net_instance_check(p, NULL, 0, &in, &e), &e); /* the padded file reads as a whole image */
+    CHECK(dt_run("dcmdump +P fffc,fffc '%s' | grep -q 'DataSetTrailingPadding'", p) == 0, "DCMTK sees the padding");
+    /* the other forms */
+    sealed_copy(SAMPLE "/IM0001.dcm", p, 4096, NET_PAD_IMPLICIT_LE, -1);
+    b = (unsigned char *)tu_read_file(p, &len);
+    CHECK(b && !memcmp(b + n, "\xFC\xFF\xFC\xFF\xF8\x0F\0\0", 8), "implicit VR: tag and 32-bit length 4088");
+    free(b);
+    sealed_copy(SAMPLE "/IM0001.dcm", p, 4096, NET_PAD_EXPLICIT_BE, -1);
+    b = (unsigned char *)tu_read_file(p, &len);
+    CHECK(b && !memcmp(b + n, "\xFF\xFC\xFF\xFCOB\0\0\0\0\x0F\xF4", 12), "big endian: tag and length 4084 reversed");
+    free(b);
+    sealed_copy(SAMPLE "/IM0001.dcm", p, 4096, NET_PAD_NONE, -1);
+    CHECK(file_size(p) == n && net_rcv_record(p) == n, "deflated: the file is cut to the data instead");
+    sealed_copy(SAMPLE "/IM0001.dcm", p, 6, NET_PAD_EXPLICIT_LE, -1);
+    CHECK(file_size(p) == n && net_rcv_record(p) == n, "too little room for the padding: cut");
+    /* torn or foreign: no record */
+    sealed_copy(SAMPLE "/IM0001.dcm", p, 8192, NET_PAD_EXPLICIT_LE, n / 2);
+    CHECK(net_rcv_record(p) == -1, "a byte of the data lost: no record");
+    sealed_copy(SAMPLE "/IM0001.dcm", p, 8192, NET_PAD_EXPLICIT_LE, 130);
+    CHECK(net_rcv_record(p) == -1, "the first byte after the preamble lost: no record");
+    CHECK(net_rcv_record(SAMPLE "/IM0001.dcm") == -1, "a zero preamble: no record");
+    cut_copy(SAMPLE "/IM0001.dcm", p, 20);
+    CHECK(net_rcv_record(p) == -1 && net_rcv_record("/nonexistent/x") == -1, "short or missing file: no record");
+}
+
+static int busy_after(void *user) { return --*(int *)user < 0; }
+
+static void test_pool(void) {
+    char dir[300], path[400];
+    snprintf(dir, sizeof dir, "%s/pool", g_dir);
+    fs_mkdirs(dir);
+    net_pool *p = NULL;
+    aac_error e;
+    CHECK_OK(net_pool_open(dir, 0, 0, &p, &e), &e);
+    CHECK(!p && net_pool_fill(p, NULL, NULL) == 0 && net_pool_take(p, "x", NULL) == -1, "budget 0: no pool");
+    CHECK_OK(net_pool_open(dir, 16 << 20, 0, &p, &e), &e);
+    net_pool_info pi;
+    net_pool_stats(p, &pi);
+    CHECK(pi.files == 0 && pi.slot == 576 << 10, "empty, files of 576 KiB first (%lld)", (long long)pi.slot);
+    int left = 3;
+    CHECK(net_pool_fill(p, busy_after, &left) == 3, "the fill stops when busy says so");
+    CHECK(net_pool_fill(p, NULL, NULL) == 25, "filled to the budget: 28 files of 576 KiB in 16 MiB");
+    CHECK(net_pool_fill(p, NULL, NULL) == 0, "full");
+    CHECK(dt_run("test $(ls '%s' | grep -c '^pool-[0-9]*\\.free$') -eq 28 && "
+                 "test $(stat -c %%s '%s'/pool-* | sort -u) -eq 589824 && test $(du -sk '%s' | cut -f1) -ge 16128",
+                 dir, dir, dir) == 0,
+          "28 files of 589824 bytes, every block written");
+    snprintf(path, sizeof path, "%s/1-1.part", dir);
+    int64_t size = 0;
+    const int fd = net_pool_take(p, path, &size);
+    CHECK(fd >= 0 && size == 589824 && fs_exists(path), "taken: renamed to the receiving name, opened");
+    CHECK(write(fd, "x", 1) == 1 && file_size(path) == 589824, "written over, not truncated");
+    close(fd);
+    net_pool_note(p, 1000000);
+    net_pool_stats(p, &pi);
+    CHECK(pi.files == 27 && pi.taken == 1 && pi.slot == 1048576, "a larger instance: next files of %lld",
+          (long long)pi.slot);
+    CHECK(net_pool_fill(p, NULL, NULL) == 0, "no room for a larger file yet");
+    net_pool_free(p);
+    CHECK_OK(net_pool_open(dir, 8 << 20, 0, &p, &e), &e);
+    net_pool_stats(p, &pi);
+    CHECK(pi.files == 14 && dt_run("test $(ls '%s' | grep -c '\\.free$') -eq 14", dir) == 0,
+          "reopened with 8 MiB: 14 files kept, the rest removed");
+    net_pool_free(p);
+    CHECK_OK(net_pool_open(dir, 16 << 20, (int64_t)1 << 62, &p, &e), &e);
+    net_pool_stats(p, &pi);
+    CHECK(pi.files == 14 && net_pool_fill(p, NULL, NULL) == 0, "never below the disk's free-space floor");
+    net_pool_stats(p, &pi);
+    CHECK(pi.files == 0 && pi.bytes == 0 && dt_run("test $(ls '%s' | grep -c '\\.free$') -eq 0", dir) == 0,
+          "below it, the pool's files are given back");
+    net_pool_free(p);
+}
+
 static void test_spool(void) {
     char dir[300];
     snprintf(dir, sizeof dir, "%s/spool", g_dir);
@@ -140,14 +254,39 @@ static void test_spool(void) {
      * content) */
     snprintf(p, sizeof p, "%s/tmp/123-6.part", dir);
     cut_copy(SAMPLE "/IM0002.dcm", p, -1);
-    /* and a complete, fsynced instance whose rename into incoming/ did not reach the disk */
+    /* and a complete, fsynced instance whose rename into incoming/ did not reach the disk (a
+     * node before the receive record named it .rcv) */
     snprintf(p, sizeof p, "%s/tmp/123-5.rcv", dir);
     cut_copy(SAMPLE "/IM0001.dcm", p, -1);
+    /* pool files: one received into, flushed, its renames lost (its record decides, not its
+     * name), one whose data did not all reach the disk (the record does not check), one never
+     * used; and a .part with a record (its rename to the spool was lost) */
+    snprintf(p, sizeof p, "%s/tmp/pool-77.free", dir);
+    const long n2 = sealed_copy(SAMPLE "/IM0002.dcm", p, 65536, NET_PAD_EXPLICIT_LE, -1);
+    snprintf(p, sizeof p, "%s/tmp/pool-78.free", dir);
+    sealed_copy(SAMPLE "/IM0003.dcm", p, 65536, NET_PAD_EXPLICIT_LE, 5000);
+    snprintf(p, sizeof p, "%s/tmp/123-9.part", dir);
+    sealed_copy(SAMPLE "/IM0003.dcm", p, 65536, NET_PAD_EXPLICIT_LE, 5000);
+    snprintf(p, sizeof p, "%s/tmp/pool-79.free", dir);
+    cut_copy(SAMPLE "/IM0004.dcm", p, 0);
+    CHECK(truncate(p, 589824) == 0, "pool file");
+    snprintf(p, sizeof p, "%s/tmp/123-10.part", dir);
+    sealed_copy(SAMPLE "/IM0004.dcm", p, 0, NET_PAD_EXPLICIT_LE, -1);
     CHECK_OK(spool_open(dir, &sp, NULL, NULL, &e), &e);
-    snprintf(p, sizeof p,
-             "%s/incoming/2.25.190611226790868325425942225526589865138/2.25.83385753049236022608026809101595047527/"
-             "2.25.304315987596235327958311935462790418423.dcm", dir);
-    CHECK(fs_exists(p) && sp.received == 1, "the complete received file is put in place");
+    const char *series = "%s/incoming/2.25.190611226790868325425942225526589865138/"
+                         "2.25.83385753049236022608026809101595047527/%s.dcm";
+    snprintf(p, sizeof p, series, dir, "2.25.304315987596235327958311935462790418423");
+    CHECK(fs_exists(p) && sp.received == 3, "the complete received files are put in place (%ld)", (long)sp.received);
+    snprintf(p, sizeof p, series, dir, "2.25.170832626035733722969297425704101741450");
+    CHECK(net_rcv_record(p) == n2 && file_size(p) == n2, "the pool file's instance: in place, padding cut");
+    snprintf(p, sizeof p, series, dir, "2.25.255495892404108064802177263232341827685");
+    CHECK(fs_exists(p), "the .part with a record: in place");
+    snprintf(p, sizeof p, "%s/tmp/pool-78.free", dir);
+    CHECK(fs_exists(p), "a pool file without a valid record stays in the pool");
+    snprintf(p, sizeof p, "%s/tmp/123-9.part", dir);
+    CHECK(!fs_exists(p), "a .part whose record does not check is removed");
+    snprintf(p, sizeof p, "%s/tmp/pool-79.free", dir);
+    CHECK(file_size(p) == 589824, "an unused pool file stays");
     snprintf(p, sizeof p, "%s/tmp/123-4.rcv", dir);
     CHECK(!fs_exists(p), "half-received file removed");
     snprintf(p, sizeof p, "%s/tmp/123-6.part", dir);
@@ -192,13 +331,14 @@ typedef struct server {
     int stored;
 } server;
 
-static int srv_store(void *user, const char *tmp, const char *sop_class, const char *sop_uid, char *comment,
-                     size_t cap) {
+static int srv_store(void *user, const char *tmp, int64_t length, const char *sop_class, const char *sop_uid,
+                     char *comment, size_t cap) {
     server *s = user;
     (void)sop_class;
     net_instance in;
     aac_error e;
-    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || net_instance_commit(tmp, s->root, &in, 1, 0, &e)) {
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || truncate(tmp, length) ||
+        net_instance_commit(tmp, s->root, &in, 1, 0, &e)) {
         fs_discard(tmp);
         snprintf(comment, cap, "%s", e.message);
         return NET_STATUS_CANNOT_UNDERSTAND;
@@ -231,11 +371,15 @@ static void test_network(void) {
     fs_mkdirs(srv.root);
     fs_mkdirs(tmp);
     const int port = free_port();
-    net_scp_params sp = {.aet = "NODE", .bind = "127.0.0.1", .port = port, .max_associations = 2,
-                         .timeout_s = 10, .allow = "SENDER", .tmp_dir = tmp, .max_instance_bytes = 1 << 20,
-                         .store = srv_store, .should_stop = srv_stop, .user = &srv};
-    net_scp *scp = NULL;
+    /* received into pool files, as a node does */
+    net_pool *pool = NULL;
     aac_error e;
+    CHECK_OK(net_pool_open(tmp, 8 << 20, 0, &pool, &e), &e);
+    CHECK(net_pool_fill(pool, NULL, NULL) == 14, "pool of 14 files");
+    net_scp_params sp = {.aet = "NODE", .bind = "127.0.0.1", .port = port, .max_associations = 2,
+                         .timeout_s = 10, .allow = "SENDER", .tmp_dir = tmp, .pool = pool, .seal = 1,
+                         .max_instance_bytes = 1 << 20, .store = srv_store, .should_stop = srv_stop, .user = &srv};
+    net_scp *scp = NULL;
     CHECK_OK(net_scp_open(&sp, &scp, &e), &e);
     net_scp *busy = NULL;
     CHECK(net_scp_open(&sp, &busy, &e) == AAC_ERR_IO && strstr(e.message, "listen"), "port taken: %s", e.message);
@@ -290,10 +434,27 @@ static void test_network(void) {
     snprintf(tree, sizeof tree,
              "%s/2.25.190611226790868325425942225526589865138/2.25.83385753049236022608026809101595047527", srv.root);
     CHECK(dt_run("test $(ls '%s' | wc -l) -eq 2", tree) == 0, "2 files under study/series");
-    CHECK(dt_run("test $(ls '%s' | wc -l) -eq 0", tmp) == 0, "nothing left in the receive folder");
+    CHECK(dt_run("test $(ls '%s' | grep -vc '\\.free$') -eq 0", tmp) == 0, "nothing left in the receive folder");
+    net_pool_info pi;
+    net_pool_stats(pool, &pi);
+    CHECK(pi.taken == 3 && pi.files == 11, "3 instances received into pool files (%lu), 11 left", pi.taken);
+    /* bit for bit after the File Meta Information, the record in the preamble, the padding cut */
+    char got[700];
+    snprintf(got, sizeof got, "%s/2.25.44454731186319020274646869627656913477.dcm", tree);
+    CHECK(net_rcv_record(got) == file_size(got), "the received file's record covers it all");
+    size_t na, nb;
+    unsigned char *ra = (unsigned char *)tu_read_file(got, &na);
+    unsigned char *rb = (unsigned char *)tu_read_file(SAMPLE "/IM0003.dcm", &nb);
+    /* the dataset starts after group 0002: its group length (UL at 140) counts from byte 144 */
+    const size_t ma = ra && na > 144 ? 144 + (size_t)(ra[140] | ra[141] << 8 | ra[142] << 16) : 0;
+    const size_t mb = rb && nb > 144 ? 144 + (size_t)(rb[140] | rb[141] << 8 | rb[142] << 16) : 0;
+    CHECK(ma && mb && na - ma == nb - mb && !memcmp(ra + ma, rb + mb, na - ma), "the dataset bit for bit as sent");
+    free(ra);
+    free(rb);
     srv.stop = 1;
     pthread_join(th, NULL);
     net_scp_free(scp);
+    net_pool_free(pool);
     p.timeout_s = 2;
     CHECK(aac_net_echo(&p, &e) == AAC_ERR_IO, "stopped node: no answer");
 }
@@ -358,6 +519,8 @@ int main(void) {
     test_names();
     test_ledger();
     test_instance();
+    test_record();
+    test_pool();
     test_spool();
     test_network();
     test_tls();
