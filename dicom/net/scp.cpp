@@ -1,8 +1,9 @@
 // scp.cpp - the acceptor of a node (DCMTK dcmnet, low-level ASC/DIMSE API): associations
 // negotiated for Verification and the image storage SOP classes the ingestion reads (other
 // SOP classes refused at negotiation), each served on its own thread; C-ECHO; C-STORE
-// received straight into a file (bit for bit, compressed syntaxes as received) that a handler
-// checks and commits before the response says success.
+// received straight into a file (a receive pool file when one is ready; bit for bit after the
+// File Meta Information, compressed syntaxes as received), sealed with its receive record,
+// that a handler checks and commits before the response says success.
 #include "net_dcmtk.h"
 
 #include <dcmtk/dcmdata/dcdeftag.h>
