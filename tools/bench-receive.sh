@@ -12,6 +12,7 @@
 # send is a new series (fresh UIDs: what a PACS sends), so the node never replaces instances it
 # already holds.
 #   ROUNDS=5 tools/bench-receive.sh build
+#   SERVE_ARGS="--receive-pool-mb 0" ROUNDS=3 tools/bench-receive.sh build   (options for serve)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD=${1:-build}
@@ -26,7 +27,7 @@ trap cleanup EXIT
 port() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 now() { date +%s.%N; }
 # instances received into pool files / into new files so far (status.json, rewritten each second)
-pooled() { $PY -c 'import json,sys; p=json.load(open(sys.argv[1])).get("receive_pool") or {}; print("%d/%d" % (p.get("received_into", 0), p.get("received_without", 0)))' "$WORK/spool/status.json" 2>/dev/null || echo "0/0"; }
+pooled() { $PY -c 'import json,sys; p=json.load(open(sys.argv[1])).get("receive_pool") or {"received_without": -1}; print("%d/%d" % (p.get("received_into", 0), p.get("received_without", 0)))' "$WORK/spool/status.json" 2>/dev/null || echo "0/0"; }
 # waits (at most 60 s) until the node's receive pool has stopped growing: it is filled while no
 # instance arrives, and its writes must not fall into storescp's send
 settle() {
@@ -69,7 +70,7 @@ P1=$(port); P2=$(port)
 mkdir -p "$WORK/storescp"
 storescp -od "$WORK/storescp" "$P1" 2>/dev/null & pids+=($!)
 "$AACLIP" serve --spool "$WORK/spool" --bind 127.0.0.1 --port "$P2" --study-idle 5 --model testdata/demo-model \
-  --formats seg,pmap,sr --quiet & pids+=($!)
+  --formats seg,pmap,sr --quiet ${SERVE_ARGS:-} & pids+=($!)
 for i in $(seq 100); do echoscu -aec AACLIP 127.0.0.1 "$P2" 2>/dev/null && break; sleep 0.2; done
 # send AE PORT ASSOCIATIONS: seconds to store the whole series
 send() {
@@ -101,7 +102,7 @@ rounds() {
       after=$(running)
       sleep 1.2
       p1=$(pooled)
-      pool=$($PY -c "import sys; a,b=[list(map(int,x.split('/'))) for x in sys.argv[1:]]; print('%d into pool files, %d into new files' % (b[0]-a[0], b[1]-a[1]))" "$p0" "$p1")
+      pool=$($PY -c "import sys; a,b=[list(map(int,x.split('/'))) for x in sys.argv[1:]]; print('no receive pool' if b[1] < 0 else '%d into pool files, %d into new files' % (b[0]-a[0], b[1]-a[1]))" "$p0" "$p1")
       ratio=$($PY -c "import sys; print('%.2f' % (float(sys.argv[1]) / float(sys.argv[2])))" "$a" "$b")
       echo "$1 round $r, $k association(s): storescp $a s ($(rate "$a") inst/s), aaclip serve $b s ($(rate "$b") inst/s), ratio $ratio; job scoring during the aaclip send: $before/$after; $pool"
       if [ $k = 1 ]; then r1+=("$ratio"); else r4+=("$ratio"); fi
