@@ -284,9 +284,11 @@ class RawStoreSCU:
         pydicom.filewriter.write_dataset(out, ds)
         return ds.SOPInstanceUID, buf.getvalue()
 
-    def store(self, path, fraction=1.0):
-        """Sends one instance; fraction < 1 stops after that part of its dataset (no response)."""
+    def store(self, path, fraction=1.0, short=0):
+        """Sends one instance; fraction < 1 stops after that part of its dataset (no response);
+        short: the dataset sent whole but that many bytes short of its last element's length."""
         uid, data = self.dataset(path)
+        data = data[:len(data) - short]
         self.pdv(self.command(uid), True, True)
         cut = len(data) if fraction >= 1 else int(len(data) * fraction)
         for off in range(0, cut, 16000):
@@ -480,9 +482,16 @@ def main():
     e_dir, e_study, _ = derived_study("e", n=24, first=4)
     s2 = Serve("spool2", free_port(), dest, ["--study-idle", "2"])
     incoming = os.path.join(s2.spool, "incoming", e_study)
+    wait_for(lambda: (s2.status().get("receive_pool") or {}).get("files", 0) >= 16, 60, "serve 2's receive pool")
     raw = RawStoreSCU(s2.port)
     statuses = [raw.store(f) for f in files_of(e_dir)[:10]]
     check(statuses == [0] * 10, "raw C-STORE: 10 instances acknowledged (%s)" % statuses)
+    # a dataset 1000 bytes short of its pixel data, received into a pool file: the padding after
+    # it must not pass for the missing bytes
+    short_uid = pydicom.dcmread(files_of(e_dir)[12]).SOPInstanceUID
+    st = raw.store(files_of(e_dir)[12], short=1000)
+    check(st == 0xC000 and eventually(lambda: "refused %s: instance refused" % short_uid in s2.logtext()),
+          "a dataset cut short refused in a pool file (0x%04X)" % (st or 0))
     raw.store(files_of(e_dir)[10], fraction=0.5)  # the 11th stops halfway: the node is receiving it
     # the file it is received into (a pool file renamed, or a new one): <n>.part
     wait_for(lambda: any(f.endswith(".part") for f in os.listdir(os.path.join(s2.spool, "tmp"))), 30,

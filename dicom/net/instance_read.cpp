@@ -47,5 +47,11 @@ extern "C" aac_status net_instance_read(const char *path, net_instance *out, aac
     get(ds, DCM_StudyInstanceUID, out->study_uid, sizeof out->study_uid);
     get(ds, DCM_SeriesInstanceUID, out->series_uid, sizeof out->series_uid);
     get(ds, DCM_PatientID, out->patient_id, sizeof out->patient_id);
+    const unsigned long n = ds->card();
+    DcmElement *last = n ? ds->getElement(n - 1) : nullptr;
+    if (last && last->getTag() == DCM_DataSetTrailingPadding) {
+        const bool implicit = DcmXfer(ds->getOriginalXfer()).isImplicitVR();
+        out->trailing_padding = (int64_t)last->getLength() + (implicit ? 8 : 12);
+    }
     return AAC_OK;
 }

@@ -52,6 +52,10 @@ typedef struct net_instance {
     char study_uid[AAC_UID_LEN], series_uid[AAC_UID_LEN];
     char patient_id[AAC_LO_LEN];
     char ts_uid[AAC_UID_LEN];
+    /* Bytes the dataset's last element takes when it is Data Set Trailing Padding (FFFC,FFFC),
+     * header included; 0 without. A sealed pool file's padding must take exactly the bytes
+     * after the received data: a dataset cut short would swallow its header. */
+    int64_t trailing_padding;
 } net_instance;
 
 /* The identifying attributes of a DICOM file (values of large elements not loaded).
@@ -81,13 +85,19 @@ aac_status net_instance_commit(const char *tmp, const char *root, const net_inst
 typedef enum { NET_PAD_NONE, NET_PAD_IMPLICIT_LE, NET_PAD_EXPLICIT_LE, NET_PAD_EXPLICIT_BE } net_pad_form;
 /* zlib's CRC-32 of n bytes, continued from crc (start: net_rcv_crc(0, NULL, 0)). */
 uint32_t net_rcv_crc(uint32_t crc, const void *data, size_t n);
+/* The CRC-32 of what a C-STORE named: SOP Class UID, a NUL, SOP Instance UID. */
+uint32_t net_rcv_request_crc(const char *sop_class, const char *sop_uid);
 /* Ends a received file of file_size bytes whose DICOM content is its first length bytes (crc:
  * of those after the 128-byte preamble): the rest becomes padding (or is cut off), then the
- * preamble takes the receive record. Not flushed. 0, or -1 with errno. */
-int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, net_pad_form pad);
+ * preamble takes the receive record (with request: net_rcv_request_crc of the C-STORE, so a
+ * restart refuses what the node refused for not being what the C-STORE named). Not flushed.
+ * 0, or -1 with errno. */
+int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32_t request, net_pad_form pad);
 /* The DICOM content's length when path holds a receive record that checks (the CRC over the
- * file's bytes), else -1. */
-int64_t net_rcv_record(const char *path);
+ * file's bytes; *request: the C-STORE's, may be NULL); -1 when it holds none or one that does
+ * not check; -2 when it cannot be read (an I/O error, out of memory: keep the file). Symbolic
+ * links are not followed. */
+int64_t net_rcv_record(const char *path, uint32_t *request);
 
 #define NET_POOL_SUFFIX ".free"
 typedef struct net_pool net_pool;
@@ -111,6 +121,8 @@ void net_pool_note(net_pool *p, int64_t bytes);
  * ready files instead. One caller at a time. */
 int net_pool_fill(net_pool *p, int (*busy)(void *), void *user);
 void net_pool_stats(net_pool *p, net_pool_info *out);
+/* Removes ready files while the disk has less than min_free free. Thread-safe. */
+void net_pool_give_back(net_pool *p);
 
 /* ---- the acceptor (scp.cpp) */
 /* Names in the spool's tmp/: an instance is received into <n>.part (a pool file renamed, or a

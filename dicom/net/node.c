@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -55,12 +56,22 @@ void node_log(void *user, const char *event, const char *subject, const char *me
 
 static int node_should_stop(void *user) { return ((aac_node *)user)->stop != 0; }
 
-/* Disk nearly full: refuse before receiving ("out of resources", the sender retries later). */
+static int64_t spool_free(const aac_node *n) {
+    struct statvfs v;
+    return statvfs(n->spool_dir, &v) ? -1 : (int64_t)v.f_bavail * (int64_t)v.f_frsize;
+}
+
+/* Disk nearly full: refuse before receiving ("out of resources", the sender retries later),
+ * after the receive pool's files, the first space to give back. */
 static int node_admit(void *user) {
     aac_node *n = user;
-    struct statvfs v;
-    if (n->p.min_free_bytes > 0 && statvfs(n->spool_dir, &v) == 0 &&
-        (int64_t)v.f_bavail * (int64_t)v.f_frsize < n->p.min_free_bytes) {
+    if (n->p.min_free_bytes <= 0) return 0;
+    int64_t avail = spool_free(n);
+    if (avail >= 0 && avail < n->p.min_free_bytes && n->pool) {
+        net_pool_give_back(n->pool);
+        avail = spool_free(n);
+    }
+    if (avail >= 0 && avail < n->p.min_free_bytes) {
         node_log(n, "refused", "", "spool disk nearly full: C-STORE refused (out of resources)");
         return NET_STATUS_OUT_OF_RESOURCES;
     }
@@ -133,6 +144,16 @@ static int node_store(void *user, const char *tmp, int64_t length, const char *s
         flush_end(&fj);
         snprintf(why, sizeof why, "dataset SOP class %s, C-STORE names %s", in.sop_class, sop_class);
         return store_fail(n, tmp, sop_uid, NET_STATUS_SOP_CLASS_MISMATCH, why, comment, cap);
+    }
+    /* In a pool file the data is followed by our padding, which a dataset cut short (its last
+     * element longer than what was sent) would take for its own bytes: the padding must be
+     * whole and last. */
+    struct stat st;
+    const int64_t rest = stat(tmp, &st) ? 0 : (int64_t)st.st_size - length;
+    if (rest > 0 && in.trailing_padding != rest) {
+        flush_end(&fj);
+        return store_fail(n, tmp, sop_uid, NET_STATUS_CANNOT_UNDERSTAND,
+                          "the dataset ends before its last element does (premature end of the data)", comment, cap);
     }
     const int flush_err = flush_end(&fj);
     if (flush_err) {

@@ -15,6 +15,7 @@
  * with the data: a magic, the length of the DICOM content and the CRC-32 of its bytes after the
  * preamble. A restart keeps a file whose record checks, whatever its name. */
 #define _GNU_SOURCE
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -33,7 +34,7 @@
 
 /* ---------------------------------------------------------------- the receive record */
 static const char kMagic[16] = "AACLIP RECEIVE 1";
-enum { kRecordMagic = 0, kRecordLength = 16, kRecordCrc = 24, kPreamble = 128 };
+enum { kRecordMagic = 0, kRecordLength = 16, kRecordCrc = 24, kRecordRequest = 28, kPreamble = 128 };
 
 static void put_le(unsigned char *p, uint64_t v, int n) {
     for (int i = 0; i < n; i++) p[i] = (unsigned char)(v >> (8 * i));
@@ -66,7 +67,12 @@ uint32_t net_rcv_crc(uint32_t crc, const void *data, size_t n) {
     return crc;
 }
 
-int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, net_pad_form pad) {
+uint32_t net_rcv_request_crc(const char *sop_class, const char *sop_uid) {
+    uint32_t c = net_rcv_crc(net_rcv_crc(0, NULL, 0), sop_class, strlen(sop_class) + 1);
+    return net_rcv_crc(c, sop_uid, strlen(sop_uid));
+}
+
+int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32_t request, net_pad_form pad) {
     /* Data Set Trailing Padding over the rest of a pool file: 8 bytes of header in implicit VR,
      * 12 in explicit VR (OB, 32-bit length); values of even length only. */
     const int64_t rest = file_size - length;
@@ -92,31 +98,37 @@ int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, net_pa
     memcpy(rec + kRecordMagic, kMagic, sizeof kMagic);
     put_le(rec + kRecordLength, (uint64_t)length, 8);
     put_le(rec + kRecordCrc, crc, 4);
+    put_le(rec + kRecordRequest, request, 4);
     return pwrite_all(fd, rec, sizeof rec, 0);
 }
 
-int64_t net_rcv_record(const char *path) {
-    const int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return -1;
+int64_t net_rcv_record(const char *path, uint32_t *request) {
+    const int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (fd < 0) return errno == ENOENT || errno == ELOOP ? -1 : -2;
     unsigned char rec[kPreamble];
     struct stat st;
     int64_t length = -1;
-    if (pread(fd, rec, sizeof rec, 0) == (ssize_t)sizeof rec && !memcmp(rec, kMagic, sizeof kMagic) &&
-        !fstat(fd, &st)) {
+    const ssize_t got = pread(fd, rec, sizeof rec, 0);
+    if (got < 0 || fstat(fd, &st)) {
+        length = -2;
+    } else if (got == (ssize_t)sizeof rec && !memcmp(rec, kMagic, sizeof kMagic) && S_ISREG(st.st_mode)) {
         const uint64_t n = get_le(rec + kRecordLength, 8);
         const uint32_t want = (uint32_t)get_le(rec + kRecordCrc, 4);
+        if (request) *request = (uint32_t)get_le(rec + kRecordRequest, 4);
         if (n >= kPreamble + 4 && n <= (uint64_t)st.st_size) {
             enum { kChunk = 1 << 20 };
             unsigned char *buf = malloc(kChunk);
             uint32_t crc = net_rcv_crc(0, NULL, 0);
             off_t off = kPreamble;
+            ssize_t r = 1;
             while (buf && off < (off_t)n) {
                 const size_t k = (uint64_t)(n - (uint64_t)off) < kChunk ? (size_t)(n - (uint64_t)off) : kChunk;
-                if (pread(fd, buf, k, off) != (ssize_t)k) break;
+                if ((r = pread(fd, buf, k, off)) != (ssize_t)k) break;
                 crc = net_rcv_crc(crc, buf, k);
                 off += (off_t)k;
             }
-            if (off == (off_t)n && crc == want) length = (int64_t)n;
+            if (!buf || r < 0) length = -2; /* not readable now: cannot say */
+            else if (off == (off_t)n && crc == want) length = (int64_t)n;
             free(buf);
         }
     }
@@ -185,14 +197,23 @@ aac_status net_pool_open(const char *dir, int64_t budget, int64_t min_free, net_
     DIR *d = opendir(dir);
     struct dirent *e;
     while (d && (e = readdir(d))) {
-        unsigned long long seq;
-        char tail[16], path[4400];
-        if (sscanf(e->d_name, "pool-%llu%15s", &seq, tail) != 2 || strcmp(tail, NET_POOL_SUFFIX)) continue;
+        if (!fs_ends_with(e->d_name, NET_POOL_SUFFIX)) continue;
+        /* only our own names (pool-<n>.free as we write them) and plain files */
+        char *end;
+        const char *digits = e->d_name + 5;
+        const unsigned long long seq = strncmp(e->d_name, "pool-", 5) || !isdigit((unsigned char)*digits)
+                                           ? 0
+                                           : strtoull(digits, &end, 10);
+        char path[4400], ours[4400];
         snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+        pool_name(p, seq, ours, sizeof ours);
         struct stat st;
-        if (stat(path, &st) || !S_ISREG(st.st_mode)) continue;
+        if (strcmp(path, ours) || lstat(path, &st) || !S_ISREG(st.st_mode) || st.st_size < kMinSlot ||
+            p->bytes + st.st_size > budget || pool_push(p, seq, st.st_size)) {
+            unlink(path);
+            continue;
+        }
         if (seq >= p->next_seq) p->next_seq = seq + 1;
-        if (st.st_size < kMinSlot || p->bytes + st.st_size > budget || pool_push(p, seq, st.st_size)) unlink(path);
     }
     if (d) closedir(d);
     *out = p;
@@ -226,7 +247,7 @@ int net_pool_take(net_pool *p, const char *path, int64_t *size) {
         char from[4400];
         pool_name(p, seq, from, sizeof from);
         if (rename(from, path)) continue;
-        const int fd = open(path, O_WRONLY | O_CLOEXEC);
+        const int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
         if (fd >= 0) {
             *size = sz;
             return fd;
@@ -270,8 +291,8 @@ static int64_t disk_free(const char *dir) {
     return statvfs(dir, &v) ? -1 : (int64_t)v.f_bavail * (int64_t)v.f_frsize;
 }
 
-/* Below the free-space floor the pool gives its files back to the disk. */
-static void pool_give_back(net_pool *p) {
+void net_pool_give_back(net_pool *p) {
+    if (!p) return;
     for (;;) {
         const int64_t avail = disk_free(p->dir);
         pthread_mutex_lock(&p->mu);
@@ -288,7 +309,7 @@ static void pool_give_back(net_pool *p) {
 
 int net_pool_fill(net_pool *p, int (*busy)(void *), void *user) {
     if (!p) return 0;
-    pool_give_back(p);
+    net_pool_give_back(p);
     enum { kZeros = 1 << 20, kBatch = 16 };
     char *zeros = NULL;
     uint64_t batch_seq[kBatch];

@@ -357,12 +357,15 @@ OFCondition receive_instance(net_scp *s, T_ASC_Association *assoc, T_ASC_Present
             if (c.good() && data_pres != pres)
                 c = makeDcmnetCondition(DIMSEC_INVALIDPRESENTATIONCONTEXTID, OF_error,
                                         "DIMSE: Presentation Contexts of Command and Data Differ");
+            // The limit can be passed by the last PDV: the connection is shut, the data is not kept.
             *too_large = ctx.too_large;
+            if (c.good() && ctx.too_large) c = DIMSE_RECEIVEFAILED;
             length = (int64_t)consumer.pos;
             if (c.good()) {
+                const uint32_t asked = net_rcv_request_crc(req->AffectedSOPClassUID, req->AffectedSOPInstanceUID);
                 sealed = consumer.good() && fflush(f) == 0 &&
-                         (!s->p.seal ||
-                          !net_rcv_seal(fd, pool_size, length, consumer.crc, pad_form(pc.acceptedTransferSyntax)));
+                         (!s->p.seal || !net_rcv_seal(fd, pool_size, length, consumer.crc, asked,
+                                                      pad_form(pc.acceptedTransferSyntax)));
                 if (!sealed) c = DIMSE_OUTOFRESOURCES;
             }
         }

@@ -154,6 +154,14 @@ static aac_status load_jobs(spool *sp, net_log_fn log, void *user, aac_error *er
     return s;
 }
 
+/* A complete received file cut to its DICOM content (its padding, when still there, goes). */
+static int cut(const char *path, int64_t length) {
+    const int fd = open(path, O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
+    const int r = fd < 0 || ftruncate(fd, length) ? -1 : 0;
+    if (fd >= 0) close(fd);
+    return r;
+}
+
 /* Files a crash left in tmp/. Complete ones, whatever their name (renames in tmp/ are not
  * synced): those whose receive record checks (rcvpool.c), cut to the length it gives, and .rcv
  * files of a node before the record. They were acknowledged and their move into incoming/ did
@@ -171,10 +179,18 @@ static aac_status recover_received(spool *sp, net_log_fn log, void *user, aac_er
         snprintf(path, sizeof path, "%s/%s", sp->tmp, names[i]);
         net_instance in;
         aac_error e;
-        const int64_t length = net_rcv_record(path);
+        uint32_t asked = 0;
+        const int64_t length = net_rcv_record(path, &asked);
+        if (length == -2 || (length >= 0 && cut(path, length))) {
+            /* not readable now: kept for the next start rather than lost if acknowledged */
+            net_logf(log, user, "error", names[i], "%s: cannot be read to check its receive record: %s", path,
+                     strerror(errno));
+            continue;
+        }
         if (length < 0 && fs_ends_with(names[i], NET_POOL_SUFFIX)) continue;
-        if ((length < 0 && !fs_ends_with(names[i], NET_DONE_SUFFIX)) || (length >= 0 && truncate(path, length)) ||
-            net_instance_check(path, NULL, 0, &in, &e)) {
+        if ((length < 0 && !fs_ends_with(names[i], NET_DONE_SUFFIX)) || net_instance_check(path, NULL, 0, &in, &e) ||
+            (length >= 0 && asked != net_rcv_request_crc(in.sop_class, in.sop_uid))) {
+            /* incomplete, or refused before the crash: not what its C-STORE named */
             unlink(path);
             continue;
         }

@@ -115,22 +115,34 @@ static void test_instance(void) {
 
 /* from as a received file of a node: in a file of its size + extra zero bytes (a pool file),
  * sealed with its receive record and padding of the given form; corrupt >= 0: that byte of
- * the data flipped after sealing (a write the crash lost). Returns the data's length. */
-static long sealed_copy(const char *from, const char *to, long extra, net_pad_form pad, long corrupt) {
+ * the data flipped after sealing (a write the crash lost); asked: the SOP Instance UID the
+ * C-STORE named (NULL: the file's); short_by: the file's last bytes not received. Returns the
+ * data's length. */
+static long sealed_copy_ex(const char *from, const char *to, long extra, net_pad_form pad, long corrupt,
+                           const char *asked, long short_by) {
     size_t len;
     unsigned char *b = (unsigned char *)tu_read_file(from, &len);
+    net_instance in;
+    aac_error e;
+    CHECK_OK(net_instance_read(from, &in, &e), &e);
+    if (b) len -= (size_t)short_by;
     int fd = open(to, O_WRONLY | O_CREAT | O_TRUNC, 0644);
     CHECK(b && fd >= 0, "sealed copy of %s", from);
     if (!b || fd < 0) return free(b), -1;
     unsigned char *z = calloc(1, (size_t)extra + 1);
     CHECK(write(fd, b, len) == (ssize_t)len && write(fd, z, (size_t)extra) == (ssize_t)extra, "write %s", to);
     const uint32_t crc = net_rcv_crc(net_rcv_crc(0, NULL, 0), b + 128, len - 128);
-    CHECK(net_rcv_seal(fd, (int64_t)(len + (size_t)extra), (int64_t)len, crc, pad) == 0, "seal %s", to);
+    const uint32_t req = net_rcv_request_crc(in.sop_class, asked ? asked : in.sop_uid);
+    CHECK(net_rcv_seal(fd, (int64_t)(len + (size_t)extra), (int64_t)len, crc, req, pad) == 0, "seal %s", to);
     if (corrupt >= 0) CHECK(pwrite(fd, "\xA5", 1, corrupt) == 1, "corrupt %s", to);
     close(fd);
     free(z);
     free(b);
     return (long)len;
+}
+
+static long sealed_copy(const char *from, const char *to, long extra, net_pad_form pad, long corrupt) {
+    return sealed_copy_ex(from, to, extra, pad, corrupt, NULL, 0);
 }
 
 static long file_size(const char *path) {
@@ -143,7 +155,7 @@ static void test_record(void) {
     char p[300];
     snprintf(p, sizeof p, "%s/sealed.dcm", g_dir);
     const long n = sealed_copy(SAMPLE "/IM0001.dcm", p, 8192, NET_PAD_EXPLICIT_LE, -1);
-    CHECK(n > 1000 && net_rcv_record(p) == n && file_size(p) == n + 8192, "record: length %ld", n);
+    CHECK(n > 1000 && net_rcv_record(p, NULL) == n && file_size(p) == n + 8192, "record: length %ld", n);
     size_t len;
     unsigned char *b = (unsigned char *)tu_read_file(p, &len);
     CHECK(b && !memcmp(b, "AACLIP RECEIVE 1", 16) && !memcmp(b + n, "\xFC\xFF\xFC\xFFOB\0\0", 8) &&
@@ -152,7 +164,25 @@ static void test_record(void) {
     free(b);
     net_instance in;
     aac_error e;
+    uint32_t asked = 0;
+    CHECK(net_rcv_record(p, &asked) == n && asked == net_rcv_request_crc("1.2.840.10008.5.1.4.1.1.2",
+                                                                          "2.25.304315987596235327958311935462790418423"),
+          "the record holds what the C-STORE named");
     CHECK_OK(net_instance_check(p, NULL, 0, &in, &e), &e); /* the padded file reads as a whole image */
+    CHECK(in.trailing_padding == 8192, "the padding takes the file's last 8192 bytes (%lld)",
+          (long long)in.trailing_padding);
+    /* a dataset 1000 bytes short of its pixel data: the header check alone passes (the padding
+     * stands in for the missing bytes), but the padding is not whole and last any more */
+    char cut_path[300];
+    snprintf(cut_path, sizeof cut_path, "%s/sealed-short.dcm", g_dir);
+    const long ns = sealed_copy_ex(SAMPLE "/IM0001.dcm", cut_path, 65536, NET_PAD_EXPLICIT_LE, -1, NULL, 1000);
+    CHECK(net_rcv_record(cut_path, NULL) == ns && (net_instance_check(cut_path, NULL, 0, &in, &e) ||
+                                                   in.trailing_padding != file_size(cut_path) - ns),
+          "a dataset cut short: its padding does not take the rest of the file (%lld)", (long long)in.trailing_padding);
+    CHECK(truncate(cut_path, ns) == 0 && net_instance_check(cut_path, NULL, 0, &in, &e) != AAC_OK,
+          "cut to its data, it is refused: %s", e.message);
+    CHECK(net_instance_check(SAMPLE "/IM0001.dcm", NULL, 0, &in, &e) == AAC_OK && in.trailing_padding == 0,
+          "no padding: 0");
     CHECK(dt_run("dcmdump +P fffc,fffc '%s' | grep -q 'DataSetTrailingPadding'", p) == 0, "DCMTK sees the padding");
     /* the other forms */
     sealed_copy(SAMPLE "/IM0001.dcm", p, 4096, NET_PAD_IMPLICIT_LE, -1);
@@ -164,17 +194,17 @@ static void test_record(void) {
     CHECK(b && !memcmp(b + n, "\xFF\xFC\xFF\xFCOB\0\0\0\0\x0F\xF4", 12), "big endian: tag and length 4084 reversed");
     free(b);
     sealed_copy(SAMPLE "/IM0001.dcm", p, 4096, NET_PAD_NONE, -1);
-    CHECK(file_size(p) == n && net_rcv_record(p) == n, "deflated: the file is cut to the data instead");
+    CHECK(file_size(p) == n && net_rcv_record(p, NULL) == n, "deflated: the file is cut to the data instead");
     sealed_copy(SAMPLE "/IM0001.dcm", p, 6, NET_PAD_EXPLICIT_LE, -1);
-    CHECK(file_size(p) == n && net_rcv_record(p) == n, "too little room for the padding: cut");
+    CHECK(file_size(p) == n && net_rcv_record(p, NULL) == n, "too little room for the padding: cut");
     /* torn or foreign: no record */
     sealed_copy(SAMPLE "/IM0001.dcm", p, 8192, NET_PAD_EXPLICIT_LE, n / 2);
-    CHECK(net_rcv_record(p) == -1, "a byte of the data lost: no record");
+    CHECK(net_rcv_record(p, NULL) == -1, "a byte of the data lost: no record");
     sealed_copy(SAMPLE "/IM0001.dcm", p, 8192, NET_PAD_EXPLICIT_LE, 130);
-    CHECK(net_rcv_record(p) == -1, "the first byte after the preamble lost: no record");
-    CHECK(net_rcv_record(SAMPLE "/IM0001.dcm") == -1, "a zero preamble: no record");
+    CHECK(net_rcv_record(p, NULL) == -1, "the first byte after the preamble lost: no record");
+    CHECK(net_rcv_record(SAMPLE "/IM0001.dcm", NULL) == -1, "a zero preamble: no record");
     cut_copy(SAMPLE "/IM0001.dcm", p, 20);
-    CHECK(net_rcv_record(p) == -1 && net_rcv_record("/nonexistent/x") == -1, "short or missing file: no record");
+    CHECK(net_rcv_record(p, NULL) == -1 && net_rcv_record("/nonexistent/x", NULL) == -1, "short or missing file: no record");
 }
 
 static int busy_after(void *user) { return --*(int *)user < 0; }
@@ -211,7 +241,13 @@ static void test_pool(void) {
           (long long)pi.slot);
     CHECK(net_pool_fill(p, NULL, NULL) == 0, "no room for a larger file yet");
     net_pool_free(p);
+    /* names not ours, a link, a directory: not taken, removed */
+    CHECK(dt_run("cd '%s' && touch pool-01.free pool-x.free junk.free pool--1.free && ln -s /etc/hostname pool-99.free "
+                 "&& mkdir pool-98.free", dir) == 0, "odd names");
     CHECK_OK(net_pool_open(dir, 8 << 20, 0, &p, &e), &e);
+    CHECK(dt_run("cd '%s' && ! ls pool-01.free pool-x.free junk.free pool--1.free pool-99.free 2>/dev/null && "
+                 "test -d pool-98.free && rmdir pool-98.free", dir) == 0,
+          "odd names removed (the folder left alone)");
     net_pool_stats(p, &pi);
     CHECK(pi.files == 14 && dt_run("test $(ls '%s' | grep -c '\\.free$') -eq 14", dir) == 0,
           "reopened with 8 MiB: 14 files kept, the rest removed");
@@ -272,19 +308,25 @@ static void test_spool(void) {
     CHECK(truncate(p, 589824) == 0, "pool file");
     snprintf(p, sizeof p, "%s/tmp/123-10.part", dir);
     sealed_copy(SAMPLE "/IM0004.dcm", p, 0, NET_PAD_EXPLICIT_LE, -1);
+    /* one the node refused (its dataset not the instance its C-STORE named), whose removal
+     * the crash undid */
+    snprintf(p, sizeof p, "%s/tmp/123-11.part", dir);
+    sealed_copy_ex(SAMPLE "/IM0005.dcm", p, 4096, NET_PAD_EXPLICIT_LE, -1, "1.2.3.4", 0);
     CHECK_OK(spool_open(dir, &sp, NULL, NULL, &e), &e);
     const char *series = "%s/incoming/2.25.190611226790868325425942225526589865138/"
                          "2.25.83385753049236022608026809101595047527/%s.dcm";
     snprintf(p, sizeof p, series, dir, "2.25.304315987596235327958311935462790418423");
     CHECK(fs_exists(p) && sp.received == 3, "the complete received files are put in place (%ld)", (long)sp.received);
     snprintf(p, sizeof p, series, dir, "2.25.170832626035733722969297425704101741450");
-    CHECK(net_rcv_record(p) == n2 && file_size(p) == n2, "the pool file's instance: in place, padding cut");
+    CHECK(net_rcv_record(p, NULL) == n2 && file_size(p) == n2, "the pool file's instance: in place, padding cut");
     snprintf(p, sizeof p, series, dir, "2.25.255495892404108064802177263232341827685");
     CHECK(fs_exists(p), "the .part with a record: in place");
     snprintf(p, sizeof p, "%s/tmp/pool-78.free", dir);
     CHECK(fs_exists(p), "a pool file without a valid record stays in the pool");
     snprintf(p, sizeof p, "%s/tmp/123-9.part", dir);
     CHECK(!fs_exists(p), "a .part whose record does not check is removed");
+    snprintf(p, sizeof p, "%s/tmp/123-11.part", dir);
+    CHECK(!fs_exists(p), "an instance refused before the crash stays refused");
     snprintf(p, sizeof p, "%s/tmp/pool-79.free", dir);
     CHECK(file_size(p) == 589824, "an unused pool file stays");
     snprintf(p, sizeof p, "%s/tmp/123-4.rcv", dir);
@@ -441,7 +483,7 @@ static void test_network(void) {
     /* bit for bit after the File Meta Information, the record in the preamble, the padding cut */
     char got[700];
     snprintf(got, sizeof got, "%s/2.25.44454731186319020274646869627656913477.dcm", tree);
-    CHECK(net_rcv_record(got) == file_size(got), "the received file's record covers it all");
+    CHECK(net_rcv_record(got, NULL) == file_size(got), "the received file's record covers it all");
     size_t na, nb;
     unsigned char *ra = (unsigned char *)tu_read_file(got, &na);
     unsigned char *rb = (unsigned char *)tu_read_file(SAMPLE "/IM0003.dcm", &nb);
@@ -454,6 +496,23 @@ static void test_network(void) {
     srv.stop = 1;
     pthread_join(th, NULL);
     net_scp_free(scp);
+
+    /* an instance over the size limit by its last bytes: the association ends, nothing kept */
+    const size_t ds_bytes = mb ? nb - mb : 0; /* IM0003's dataset */
+    srv.stop = 0;
+    sp.port = p.peer.port = free_port();
+    sp.max_instance_bytes = (int64_t)ds_bytes - 2;
+    CHECK_OK(net_scp_open(&sp, &scp, &e), &e);
+    pthread_create(&th, NULL, srv_main, scp);
+    const int stored = srv.stored;
+    const char *over = SAMPLE "/IM0003.dcm";
+    aac_net_sent o;
+    aac_net_store_files(&p, &over, 1, NULL, &o, &e);
+    srv.stop = 1; /* the sender sees the abort at once; the node's thread ends after */
+    pthread_join(th, NULL);
+    net_scp_free(scp);
+    CHECK(o != AAC_SENT_OK && srv.stored == stored, "over the limit in its last PDV: not stored (%d)", o);
+    CHECK(dt_run("test $(ls '%s' | grep -vc '\\.free$') -eq 0", tmp) == 0, "its file removed");
     net_pool_free(pool);
     p.timeout_s = 2;
     CHECK(aac_net_echo(&p, &e) == AAC_ERR_IO, "stopped node: no answer");
