@@ -91,8 +91,8 @@ uint32_t net_rcv_request_crc(const char *sop_class, const char *sop_uid);
  * of those after the 128-byte preamble): the rest becomes padding (or is cut off), then the
  * preamble takes the receive record (with request: net_rcv_request_crc of the C-STORE, so a
  * restart refuses what the node refused for not being what the C-STORE named). Not flushed.
- * 0, or -1 with errno. */
-int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32_t request, net_pad_form pad);
+ * Returns the padding's bytes (0: none), or -1 with errno. */
+int64_t net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32_t request, net_pad_form pad);
 /* The DICOM content's length when path holds a receive record that checks (the CRC over the
  * file's bytes; *request: the C-STORE's, may be NULL); -1 when it holds none or one that does
  * not check; -2 when it cannot be read (an I/O error, out of memory: keep the file). Symbolic
@@ -148,11 +148,11 @@ typedef struct net_scp_params {
      * (its data is read and dropped). May be NULL. */
     int (*admit)(void *user);
     /* A received instance (file tmp, sealed with its receive record, not flushed; its DICOM
-     * content is the first length bytes, the rest padding to cut once the data is durable):
-     * returns the DIMSE status to answer with and takes the file (commits it or removes it);
-     * comment (cap bytes): why, on failure. */
-    int (*store)(void *user, const char *tmp, int64_t length, const char *sop_class, const char *sop_uid,
-                 char *comment, size_t cap);
+     * content is the first length bytes, followed by padding bytes of padding to cut once the
+     * data is durable): returns the DIMSE status to answer with and takes the file (commits it
+     * or removes it); comment (cap bytes): why, on failure. */
+    int (*store)(void *user, const char *tmp, int64_t length, int64_t padding, const char *sop_class,
+                 const char *sop_uid, char *comment, size_t cap);
     int (*should_stop)(void *user);
     void (*log)(void *user, const char *event, const char *subject, const char *message);
     void *user;

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <time.h>
 #include <unistd.h>
@@ -128,8 +127,8 @@ static int store_fail(aac_node *n, const char *tmp, const char *sop_uid, int sta
     return status;
 }
 
-static int node_store(void *user, const char *tmp, int64_t length, const char *sop_class, const char *sop_uid,
-                      char *comment, size_t cap) {
+static int node_store(void *user, const char *tmp, int64_t length, int64_t padding, const char *sop_class,
+                      const char *sop_uid, char *comment, size_t cap) {
     aac_node *n = user;
     net_instance in;
     aac_error e = {0};
@@ -148,9 +147,7 @@ static int node_store(void *user, const char *tmp, int64_t length, const char *s
     /* In a pool file the data is followed by our padding, which a dataset cut short (its last
      * element longer than what was sent) would take for its own bytes: the padding must be
      * whole and last. */
-    struct stat st;
-    const int64_t rest = stat(tmp, &st) ? 0 : (int64_t)st.st_size - length;
-    if (rest > 0 && in.trailing_padding != rest) {
+    if (padding > 0 && in.trailing_padding != padding) {
         flush_end(&fj);
         return store_fail(n, tmp, sop_uid, NET_STATUS_CANNOT_UNDERSTAND,
                           "the dataset ends before its last element does (premature end of the data)", comment, cap);
@@ -162,7 +159,7 @@ static int node_store(void *user, const char *tmp, int64_t length, const char *s
     }
     /* The data is durable with the pool file's padding; without it from now on (not synced:
      * either size is a valid file, and a restart cuts it by the receive record). */
-    if (truncate(tmp, length)) net_logf(node_log, n, "note", sop_uid, "padding of %s left: %s", tmp, strerror(errno));
+    if (padding > 0 && truncate(tmp, length)) net_logf(node_log, n, "note", sop_uid, "padding of %s left: %s", tmp, strerror(errno));
     if (spool_receive_begin(&n->sp, &in, &e))
         return store_fail(n, tmp, sop_uid, NET_STATUS_OUT_OF_RESOURCES, e.message, comment, cap);
     const aac_status s = net_instance_commit(tmp, n->sp.incoming, &in, 0, 1, &e);

@@ -72,11 +72,12 @@ uint32_t net_rcv_request_crc(const char *sop_class, const char *sop_uid) {
     return net_rcv_crc(c, sop_uid, strlen(sop_uid));
 }
 
-int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32_t request, net_pad_form pad) {
+int64_t net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32_t request, net_pad_form pad) {
     /* Data Set Trailing Padding over the rest of a pool file: 8 bytes of header in implicit VR,
      * 12 in explicit VR (OB, 32-bit length); values of even length only. */
     const int64_t rest = file_size - length;
     const int head = pad == NET_PAD_IMPLICIT_LE ? 8 : 12;
+    int64_t padding = 0;
     if (rest > 0) {
         if (pad != NET_PAD_NONE && rest >= head && rest - head <= 0xFFFFFFFEll && !(length & 1)) {
             unsigned char h[12] = {0xFC, 0xFF, 0xFC, 0xFF, 'O', 'B', 0, 0};
@@ -90,6 +91,7 @@ int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32
                 for (int i = 0; i < 4; i++) h[8 + i] = (unsigned char)(vl >> (24 - 8 * i));
             }
             if (pwrite_all(fd, h, (size_t)head, length)) return -1;
+            padding = rest;
         } else if (ftruncate(fd, length)) { /* no padding possible: the slower, metadata flush */
             return -1;
         }
@@ -99,7 +101,7 @@ int net_rcv_seal(int fd, int64_t file_size, int64_t length, uint32_t crc, uint32
     put_le(rec + kRecordLength, (uint64_t)length, 8);
     put_le(rec + kRecordCrc, crc, 4);
     put_le(rec + kRecordRequest, request, 4);
-    return pwrite_all(fd, rec, sizeof rec, 0);
+    return pwrite_all(fd, rec, sizeof rec, 0) ? -1 : padding;
 }
 
 int64_t net_rcv_record(const char *path, uint32_t *request) {
@@ -319,14 +321,19 @@ int net_pool_fill(net_pool *p, int (*busy)(void *), void *user) {
         pthread_mutex_lock(&p->mu);
         const int64_t slot = p->slot;
         int room = p->bytes + (int64_t)(nb + 1) * slot <= p->budget; /* the batch is not counted yet */
-        const uint64_t seq = p->next_seq++;
         pthread_mutex_unlock(&p->mu);
         if (room) room = disk_free(p->dir) >= p->min_free + slot + (64 << 20); /* never the last free space */
         if (room && !zeros) room = (zeros = calloc(1, kZeros)) != NULL;
         char path[4400];
-        pool_name(p, seq, path, sizeof path);
-        const int stop = !room || (busy && busy(user)) || make_file(path, slot, zeros, kZeros);
-        if (!stop) batch_seq[nb] = seq, batch_size[nb] = slot, nb++;
+        int stop = !room || (busy && busy(user));
+        if (!stop) {
+            pthread_mutex_lock(&p->mu);
+            const uint64_t seq = p->next_seq++;
+            pthread_mutex_unlock(&p->mu);
+            pool_name(p, seq, path, sizeof path);
+            stop = make_file(path, slot, zeros, kZeros) != 0;
+            if (!stop) batch_seq[nb] = seq, batch_size[nb] = slot, nb++;
+        }
         if (nb && (stop || nb == kBatch)) {
             /* The files are usable once their names are on disk too. */
             fs_sync_dir(p->dir);

@@ -339,7 +339,7 @@ OFCondition receive_instance(net_scp *s, T_ASC_Association *assoc, T_ASC_Present
         snprintf(comment, sizeof comment, "%s",
                  refuse ? "out of resources: the spool's disk is nearly full" : "cannot create the file to receive into");
     } else {
-        int64_t length = 0;
+        int64_t length = 0, padding = 0;
         bool sealed = false;
         {
             crc_consumer consumer(f);  // owns f from here: closed when it goes
@@ -363,9 +363,11 @@ OFCondition receive_instance(net_scp *s, T_ASC_Association *assoc, T_ASC_Present
             length = (int64_t)consumer.pos;
             if (c.good()) {
                 const uint32_t asked = net_rcv_request_crc(req->AffectedSOPClassUID, req->AffectedSOPInstanceUID);
-                sealed = consumer.good() && fflush(f) == 0 &&
-                         (!s->p.seal || !net_rcv_seal(fd, pool_size, length, consumer.crc, asked,
-                                                      pad_form(pc.acceptedTransferSyntax)));
+                padding = !consumer.good() || fflush(f) ? -1
+                          : s->p.seal ? net_rcv_seal(fd, pool_size, length, consumer.crc, asked,
+                                                     pad_form(pc.acceptedTransferSyntax))
+                                      : 0;
+                sealed = padding >= 0;
                 if (!sealed) c = DIMSE_OUTOFRESOURCES;
             }
         }
@@ -376,7 +378,7 @@ OFCondition receive_instance(net_scp *s, T_ASC_Association *assoc, T_ASC_Present
             snprintf(comment, sizeof comment, "cannot write the received file: %s", strerror(errno));
         } else {
             net_pool_note(s->p.pool, length);
-            rsp.DimseStatus = (Uint16)s->p.store(s->p.user, tmp, length, req->AffectedSOPClassUID,
+            rsp.DimseStatus = (Uint16)s->p.store(s->p.user, tmp, length, padding, req->AffectedSOPClassUID,
                                                  req->AffectedSOPInstanceUID, comment, sizeof comment);
         }
     }

@@ -320,7 +320,7 @@ extern "C" aac_status aac_net_find_studies(const aac_net_scu_params *p, const aa
 
 namespace {
 
-int sink_store(void *user, const char *tmp, int64_t, const char *, const char *sop_uid, char *comment, size_t cap) {
+int sink_store(void *user, const char *tmp, int64_t, int64_t, const char *, const char *sop_uid, char *comment, size_t cap) {
     return ((sink *)user)->take(tmp, sop_uid, comment, cap);
 }
 

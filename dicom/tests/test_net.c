@@ -133,7 +133,7 @@ static long sealed_copy_ex(const char *from, const char *to, long extra, net_pad
     CHECK(write(fd, b, len) == (ssize_t)len && write(fd, z, (size_t)extra) == (ssize_t)extra, "write %s", to);
     const uint32_t crc = net_rcv_crc(net_rcv_crc(0, NULL, 0), b + 128, len - 128);
     const uint32_t req = net_rcv_request_crc(in.sop_class, asked ? asked : in.sop_uid);
-    CHECK(net_rcv_seal(fd, (int64_t)(len + (size_t)extra), (int64_t)len, crc, req, pad) == 0, "seal %s", to);
+    CHECK(net_rcv_seal(fd, (int64_t)(len + (size_t)extra), (int64_t)len, crc, req, pad) >= 0, "seal %s", to);
     if (corrupt >= 0) CHECK(pwrite(fd, "\xA5", 1, corrupt) == 1, "corrupt %s", to);
     close(fd);
     free(z);
@@ -373,13 +373,13 @@ typedef struct server {
     int stored;
 } server;
 
-static int srv_store(void *user, const char *tmp, int64_t length, const char *sop_class, const char *sop_uid,
-                     char *comment, size_t cap) {
+static int srv_store(void *user, const char *tmp, int64_t length, int64_t padding, const char *sop_class,
+                     const char *sop_uid, char *comment, size_t cap) {
     server *s = user;
     (void)sop_class;
     net_instance in;
     aac_error e;
-    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || truncate(tmp, length) ||
+    if (net_instance_check(tmp, sop_uid, 0, &in, &e) || (padding > 0 && truncate(tmp, length)) ||
         net_instance_commit(tmp, s->root, &in, 1, 0, &e)) {
         fs_discard(tmp);
         snprintf(comment, cap, "%s", e.message);
